@@ -1,0 +1,50 @@
+"""The `testbed` command line. Each subsystem registers its own subcommands.
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the file/key and the rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Modules exposing `register(subparsers)`; each adds its own subcommands.
+SUBCOMMAND_MODULES = (
+    "testbed.net.cli",
+    "testbed.theory.cli",
+)
+
+
+class UserError(ValueError):
+    """Bad input from the user: reported as one line and exit code 2, never a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="testbed", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:  # a real import error inside the module
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, UnicodeDecodeError) as err:
+        print(f"testbed {args.command}: error: {err}", file=sys.stderr)
+        return 2

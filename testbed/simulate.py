@@ -1,0 +1,224 @@
+"""``testbed.simulate``: multi-level H-SGD (Algorithm 1 generalised to M levels) as a library call.
+
+    result = testbed.simulate(model, worker_data, tree=[[0, 1], [2, 3]], periods=[10, 2],
+                              iterations=200, lr=0.05, batch_size=32, eval_data=(x, y))
+    result.metrics        # DataFrame: iteration, train_loss, test_loss, test_acc
+    result.global_state   # state_dict of the global average model
+
+Semantics: after local iteration t, every server whose period divides t averages its
+subtree and the average replaces its members' models; averages are hierarchical (each
+server averages its children), so a global aggregation reproduces Algorithm 1's
+``1/N sum_i w_i`` with ``weighting="uniform"``. BatchNorm running statistics are averaged
+with the parameters; momentum buffers stay with their worker (as with one optimizer per
+worker). With ``participation < 1`` each round of the top-level period draws a fraction of
+every bottom group; the others sit the round out and receive the averages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from testbed.engine import ENGINES, MinibatchSampler, WorkerData, plan_aggregation, sample_participants, subtree_weights
+from testbed.engine.aggregation import WEIGHTINGS
+from testbed.tree import AggregationTree, NestedTree, PeriodSpec, Server
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation settings shared by every worker."""
+
+    iterations: int  # local iterations T
+    lr: float  # learning rate gamma
+    batch_size: int | None = None  # None: full local batch every step (gradient descent)
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    weighting: str = "uniform"  # "uniform" (Algorithm 1) or "samples" (FedAvg-style)
+    participation: float = 1.0  # fraction of each bottom group taking part per round
+    eval_every: int | None = None  # None: about 20 evaluation points
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_int("iterations", self.iterations, minimum=1)
+        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if self.batch_size is not None:
+            _check_int("batch_size", self.batch_size, minimum=1)
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        if not 0.0 < self.participation <= 1.0:
+            raise ValueError(f"participation must be in (0, 1], got {self.participation!r}")
+        if self.eval_every is not None:
+            _check_int("eval_every", self.eval_every, minimum=1)
+        _check_int("seed", self.seed, minimum=0)
+
+    @property
+    def eval_interval(self) -> int:
+        return self.eval_every or max(1, self.iterations // 20)
+
+
+class Callback:
+    """Hooks into the main loop; runners hang I/O and the network clock off these."""
+
+    def on_step(self, t: int, aggregated: list[Server], participants: np.ndarray | None) -> None:
+        """After local iteration t and the averages due at t (``aggregated`` = top servers)."""
+
+    def on_eval(self, row: dict[str, Any]) -> None:
+        """An evaluation row; a callback may add columns to it before it is stored."""
+
+
+@dataclass
+class SimulationResult:
+    global_state: dict[str, torch.Tensor]
+    metrics: pd.DataFrame
+    tree: AggregationTree
+    config: TrainConfig
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def simulate(
+    model: nn.Module,
+    worker_data: Any,
+    tree: NestedTree | AggregationTree,
+    periods: PeriodSpec | None = None,
+    iterations: int = 100,
+    lr: float = 0.1,
+    batch_size: int | None = None,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    weighting: str = "uniform",
+    participation: float = 1.0,
+    eval_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    eval_every: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    engine: str = "batched",
+    callbacks: Sequence[Callback] = (),
+) -> SimulationResult:
+    """Train ``model`` on every worker under the aggregation ``tree`` (see module docstring).
+
+    ``worker_data``: a list of (x, y) pairs, one per worker, or an object with a
+    ``worker_data`` list (and optionally ``test_data`` used when ``eval_data`` is None).
+    ``loss(output, target)`` must return per-sample losses (default cross-entropy).
+    """
+    config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed)
+    if not isinstance(tree, AggregationTree):
+        if periods is None:
+            raise ValueError("periods: required unless tree is an AggregationTree")
+        tree = AggregationTree(tree, periods)
+    if eval_data is None:
+        eval_data = getattr(worker_data, "test_data", None)
+    pairs = list(getattr(worker_data, "worker_data", worker_data))
+    if len(pairs) != tree.n_workers:
+        raise ValueError(f"worker_data has {len(pairs)} workers but the tree has {tree.n_workers}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {sorted(ENGINES)}, got {engine!r}")
+    dev = resolve_device(device)
+    data = WorkerData.stack(pairs, dev)
+    run = HSGDRun(model, data, tree, config, loss or per_sample_cross_entropy, ENGINES[engine], dev, eval_data)
+    return run.run(callbacks)
+
+
+class HSGDRun:
+    """One training run; ``run()`` is the main loop."""
+
+    def __init__(self, model, data: WorkerData, tree: AggregationTree, config: TrainConfig, loss, engine_cls, device, eval_data):
+        self.tree, self.config, self.device = tree, config, device
+        self.template = model
+        self.engine = engine_cls(model, data, loss, config.momentum, config.weight_decay, device)
+        self.sample_counts = data.counts.cpu().numpy()
+        # ---- seeding: every random component gets its own generator from one seed ----
+        batch_seq, participation_seq = np.random.SeedSequence(config.seed).spawn(2)
+        self.sampler = MinibatchSampler(data, config.batch_size, int(batch_seq.generate_state(1)[0]))
+        self.participation_rng = np.random.default_rng(participation_seq)
+        self.eval_data = None if eval_data is None else tuple(torch.as_tensor(t).to(device) for t in eval_data)
+        self._eval_model = None
+
+    def run(self, callbacks: Sequence[Callback] = ()) -> SimulationResult:
+        tree, cfg = self.tree, self.config
+        round_length = tree.servers[0].period  # one aggregation round = one global period
+        rows: list[dict[str, Any]] = []
+        participants = None
+        for t in range(1, cfg.iterations + 1):
+            # ---- a new round: draw who takes part ----
+            if (t - 1) % round_length == 0:
+                participants = sample_participants(tree, cfg.participation, self.participation_rng)
+            # ---- local step on every worker: w_j <- w_j - lr * g(w_j, zeta_j) ----
+            losses = self.engine.step(self.sampler.next(), cfg.lr, participants)
+            # ---- every server whose period divides t averages its subtree ----
+            aggregated = tree.top_aggregating(t)
+            if aggregated:
+                plan = plan_aggregation(tree, aggregated, cfg.weighting, self.sample_counts, participants)
+                self.engine.average(plan)
+            for cb in callbacks:
+                cb.on_step(t, aggregated, participants)
+            # ---- evaluate the global average model ----
+            if t % cfg.eval_interval == 0 or t == cfg.iterations:
+                row = self._evaluate(t, losses, participants)
+                for cb in callbacks:
+                    cb.on_eval(row)
+                rows.append(row)
+        state = self.engine.global_state(self._global_weights(participants))
+        return SimulationResult(state, pd.DataFrame(rows), tree, cfg)
+
+    def _global_weights(self, participants: np.ndarray | None) -> np.ndarray:
+        return subtree_weights(self.tree, self.tree.servers[0], self.config.weighting, self.sample_counts, participants)
+
+    def _evaluate(self, t: int, losses: torch.Tensor, participants: np.ndarray | None) -> dict[str, Any]:
+        weights = self._global_weights(participants)
+        active = torch.as_tensor(weights > 0, device=losses.device)
+        w = torch.as_tensor(weights, dtype=losses.dtype, device=losses.device)
+        row: dict[str, Any] = {"iteration": t, "train_loss": float((torch.where(active, losses, 0) * w).sum())}
+        if self.eval_data is not None:
+            row.update(evaluate(self._model_with(self.engine.global_state(weights)), *self.eval_data))
+        return row
+
+    def _model_with(self, state: dict[str, torch.Tensor]) -> nn.Module:
+        if self._eval_model is None:
+            import copy
+
+            self._eval_model = copy.deepcopy(self.template).to(self.device)
+        self._eval_model.load_state_dict(state)
+        return self._eval_model.eval()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048) -> dict[str, float]:
+    """Test loss (cross-entropy) and accuracy of ``model`` on (x, y)."""
+    total_loss, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        out = model(x[i : i + batch_size])
+        target = y[i : i + batch_size]
+        total_loss += float(F.cross_entropy(out, target, reduction="sum"))
+        correct += int((out.argmax(1) == target).sum())
+    return {"test_loss": total_loss / len(x), "test_acc": correct / len(x)}
+
+
+def per_sample_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(output, target, reduction="none")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device: {err}; use 'auto', 'cpu' or 'cuda[:k]'") from None
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
