@@ -4,11 +4,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+TOPO   ?= edge3level
+PRESET ?= quick
+SET    ?=
+RUN    ?= reports/$(TOPO)/latest
+
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow
+.PHONY: help install experiment report retime test test-slow bench browser clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  variables: TOPO=$(TOPO) PRESET=$(PRESET) SET=\"key=value ...\" RUN=$(RUN) TRACE=\"NAME=path.csv ...\""
 
 install: $(STAMP)  ## create .venv and install the package with its dev extra
 
@@ -18,8 +24,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+experiment: $(STAMP)  ## train and price the algorithms on TOPO (PRESET, SET="k=v ...") and print the report path
+	$(BIN)/testbed experiment --topo $(TOPO) --preset $(PRESET) $(foreach s,$(SET),--set $(s))
+
+report: $(STAMP)  ## rebuild report.html of RUN (default: the latest run on TOPO)
+	$(BIN)/testbed report $(RUN)
+
+retime: $(STAMP)  ## re-price RUN under TRACE="NAME=path.csv ..." without retraining
+	$(BIN)/testbed retime $(RUN) $(foreach t,$(TRACE),--trace $(t))
+
 test: $(STAMP)  ## run the test suite (slow tests excluded)
 	$(BIN)/pytest -q
 
 test-slow: $(STAMP)  ## run only the slow tests
 	$(BIN)/pytest -q -m slow
+
+browser:  ## install Debian's chromium for the report test (needs root; tolerated if it fails)
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium could not be installed; the browser test will be skipped"
+
+clean:  ## remove the virtualenv and caches (run folders under reports/ are kept)
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -12,6 +12,8 @@ import sys
 
 # Modules exposing `register(subparsers)`; each adds its own subcommands.
 SUBCOMMAND_MODULES = (
+    "testbed.experiment.cli",
+    "testbed.report.cli",
     "testbed.net.cli",
     "testbed.theory.cli",
 )

@@ -1,0 +1,117 @@
+"""Algorithm specs: which servers of the topology aggregate, and how often.
+
+Every algorithm is multi-level H-SGD over a subset of the topology's server levels; the
+servers of the levels left out only relay traffic. So local SGD on a three-level
+topology sends every worker's model through the edge and regional servers to the cloud,
+while H-SGD averages at the edge first and sends one model per group up.
+
+    local:P            local SGD: only the cloud aggregates, every P iterations
+    hsgd               the topology's own periods at every level
+    hsgd:P1,P2,P3      one period per topology server level, top first
+    hsgd:G,I@0,2       the cloud (level 0) every G and level-2 servers every I
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from testbed.tree import AggregationTree
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One algorithm resolved on a topology."""
+
+    spec: str  # as the user wrote it
+    label: str  # for the report
+    tree: AggregationTree  # the algorithm's aggregation tree over the topology's workers
+    server_topology_ids: tuple[int, ...]  # algorithm server id -> the topology tree's server id
+
+    @property
+    def global_period(self) -> int:
+        return self.tree.servers[0].period
+
+    @property
+    def is_local_sgd(self) -> bool:
+        return self.tree.n_levels == 1
+
+
+def resolve(spec: str, topology_tree: AggregationTree) -> Algorithm:
+    """Parse one spec against the topology's aggregation tree."""
+    name, _, arg = spec.strip().partition(":")
+    levels_total = topology_tree.n_levels
+    if name == "local":
+        periods = _ints(spec, arg, count=1)
+        return _collapse(spec, f"local SGD P={periods[0]}", topology_tree, (0,), periods)
+    if name == "hsgd":
+        if not arg:
+            keep = tuple(range(levels_total))
+            return _collapse(spec, "H-SGD " + _label_periods(topology_tree.periods), topology_tree, keep, None)
+        period_text, _, level_text = arg.partition("@")
+        periods = _ints(spec, period_text)
+        keep = tuple(_ints(spec, level_text)) if level_text else tuple(range(len(periods)))
+        if len(keep) != len(periods):
+            raise ValueError(f"algorithm {spec!r}: {len(periods)} periods for {len(keep)} levels")
+        if keep[0] != 0 or list(keep) != sorted(set(keep)) or keep[-1] >= levels_total:
+            raise ValueError(
+                f"algorithm {spec!r}: levels must start at 0 (the cloud), increase, and be < {levels_total} "
+                f"(the topology's server levels)"
+            )
+        where = "" if keep == tuple(range(levels_total)) else " @ levels " + ",".join(map(str, keep))
+        return _collapse(spec, f"H-SGD ({','.join(map(str, periods))}){where}", topology_tree, keep, periods)
+    raise ValueError(f"algorithm {spec!r}: unknown; use local:P, hsgd, hsgd:P1,P2,... or hsgd:G,I@0,2")
+
+
+def default_specs(topology_tree: AggregationTree) -> list[str]:
+    """The comparison an experiment makes by default: the topology's H-SGD, local SGD with
+    its finest and coarsest period (the paper's sandwich) and its two-level variants."""
+    per_level = [max(p) for p in topology_tree.periods]
+    finest, coarsest = min(min(p) for p in topology_tree.periods), per_level[0]
+    specs = ["hsgd", f"local:{finest}", f"local:{coarsest}"]
+    if topology_tree.n_levels > 2:
+        specs += [f"hsgd:{coarsest},{per_level[l]}@0,{l}" for l in range(1, topology_tree.n_levels)]
+    return list(dict.fromkeys(specs))
+
+
+def resolve_all(specs: tuple[str, ...], topology_tree: AggregationTree) -> list[Algorithm]:
+    expanded = [s for spec in specs for s in (default_specs(topology_tree) if spec == "auto" else [spec])]
+    algorithms = [resolve(s, topology_tree) for s in dict.fromkeys(expanded)]
+    labels = [a.label for a in algorithms]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"algorithms: two specs describe the same algorithm ({labels})")
+    return algorithms
+
+
+def _collapse(spec: str, label: str, tree: AggregationTree, keep: tuple[int, ...], periods: list[int] | None) -> Algorithm:
+    """Drop the server levels not in ``keep``: their children join the nearest kept ancestor."""
+
+    def items(server_id: int) -> list:
+        s = tree.servers[server_id]
+        inner = [x for c in s.children for x in items(c)] if s.children else list(s.workers)
+        return [inner] if s.level in keep else inner
+
+    nested = items(0)[0]
+    kept = [s for s in tree.servers if s.level in keep]
+    if periods is None:
+        period_spec = [[s.period for s in kept if s.level == l] for l in keep]
+    else:
+        period_spec = list(periods)
+    try:
+        algo_tree = AggregationTree(nested, period_spec)
+    except ValueError as err:
+        raise ValueError(f"algorithm {spec!r}: {err}") from None
+    return Algorithm(spec, label, algo_tree, tuple(s.id for s in kept))
+
+
+def _ints(spec: str, text: str, count: int | None = None) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"algorithm {spec!r}: expected comma-separated integers, got {text!r}") from None
+    if count is not None and len(values) != count:
+        raise ValueError(f"algorithm {spec!r}: expected {count} integer(s), got {text!r}")
+    return values
+
+
+def _label_periods(periods: list[list[int]]) -> str:
+    return "(" + ",".join(str(p[0]) if len(set(p)) == 1 else "/".join(map(str, p)) for p in periods) + ")"

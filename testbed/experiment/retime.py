@@ -1,0 +1,101 @@
+"""``testbed retime``: price a finished run again under other traces or another topology.
+
+Synchronous H-SGD does not depend on timing, so the trained curves stay as they are and
+only the clock is replayed: the same iterations, aggregations and participants, on the
+new network. With the same seed this equals a fresh run on that network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from testbed.experiment import rundir
+from testbed.experiment.algorithms import resolve_all
+from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.runner import NetworkTimer, finish, make_clock
+
+log = logging.getLogger("testbed.experiment")
+
+# Columns the clock writes; everything else in metrics.csv comes from training.
+def _is_time_column(name: str) -> bool:
+    return name in ("sim_time_s", "compute_s", "wait_s") or (name.startswith("comm_") and name.endswith("_s"))
+
+
+def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topology: str | None = None, reports_root: Path | None = None) -> Path:
+    """Write a new run folder whose times come from the new network; return it."""
+    from testbed.net import load_topology
+
+    run_dir = Path(run_dir)
+    info = _read_json(run_dir / "config.json")
+    old = ExperimentConfig.from_dict(info["config"], where=f"{run_dir / 'config.json'}")
+    traces = {**old.trace_overrides, **(trace_overrides or {})}
+    config = dataclasses.replace(old, topology=topology or old.topology, traces=tuple(f"{k}={v}" for k, v in traces.items()))
+    topo = load_topology(config.topology, trace_overrides=config.trace_overrides)
+    algorithms = {a.spec: a for a in resolve_all(config.algorithms, topo.tree)}
+    if topo.tree.n_workers != len(info["worker_nodes"]):
+        raise ValueError(f"topology {config.topology}: has {topo.tree.n_workers} workers, the run had {len(info['worker_nodes'])}")
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    schedules = _read_json(run_dir / "schedule.json")
+
+    out = rundir.new_run_dir(reports_root or run_dir.parent.parent, topo.name, "retime", config.to_dict())
+    log.info("re-timing %s into %s", run_dir, out)
+    frames, events = [], []
+    for (spec, seed), rows in metrics.groupby(["spec", "seed"], sort=False):
+        algorithm = algorithms[spec]
+        clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config.window_kib, int(seed))
+        timer = NetworkTimer(clock)
+        rounds = {int(t): np.isin(np.arange(topo.tree.n_workers), w) for t, w in schedules.get(f"{spec}|{seed}", {}).items()}
+        evals = set(rows.iteration.astype(int))
+        stamped, participants = [], None
+        for t in range(1, int(rows.iteration.max()) + 1):
+            participants = rounds.get(t, participants if rounds else None)
+            timer.on_step(t, None, participants)
+            if t in evals:
+                row = {"iteration": t}
+                timer.on_eval(row)
+                stamped.append(row)
+        times = pd.DataFrame(stamped)
+        kept = rows[[c for c in rows.columns if not _is_time_column(c)]]
+        frames.append(kept.merge(times, on="iteration", how="left")[_order(rows.columns, times.columns)])
+        ev = clock.events_frame()
+        ev.insert(0, "algorithm", algorithm.label)
+        ev.insert(1, "seed", int(seed))
+        events.append(ev)
+
+    info.update(config=config.to_dict(), topology=topo.name, retimed_from=str(run_dir), **rundir.provenance())
+    info["preset"] = "retime"
+    rundir.atomic_write_json(out / "config.json", info)
+    rundir.atomic_write_text(out / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))
+    for name, path in topo.trace_files().items():
+        rundir.atomic_write_bytes(out / "traces" / f"{name}.csv", Path(path).read_bytes())
+    rundir.atomic_write_json(out / "schedule.json", schedules)
+    rundir.atomic_write_csv(out / "events.csv", pd.concat(events, ignore_index=True))
+    rundir.atomic_write_csv(out / "metrics.csv", pd.concat(frames, ignore_index=True))
+    finish(out)
+    return out
+
+
+def _order(original: pd.Index, time_columns: pd.Index) -> list[str]:
+    """Keep the original column order; new time columns (another topology's levels) go last."""
+    cols = [c for c in original if not _is_time_column(c) or c in time_columns]
+    return cols + [c for c in time_columns if c not in cols]
+
+
+def _read_json(path: Path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing; is this a run folder made by `testbed experiment`?") from None
+
+
+def _topology_json(topo) -> str:
+    from testbed.experiment.runner import _graph_json
+
+    return _graph_json(topo.graph)

@@ -1,0 +1,260 @@
+"""``testbed experiment``: train every algorithm on one topology and price it on the network.
+
+Training and timing are one co-simulation: after each local iteration the engine's
+callback advances the network clock (compute, then any aggregation due), so every
+evaluation row carries its simulated wall-clock time and its breakdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import torch
+
+import testbed
+from testbed.experiment.algorithms import Algorithm, resolve_all
+from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.progress import Progress
+from testbed.experiment import rundir
+from testbed.simulate import Callback, resolve_device
+
+log = logging.getLogger("testbed.experiment")
+
+
+class NetworkTimer(Callback):
+    """Charges each iteration on a NetworkClock and stamps evaluation rows with its time.
+    The same object prices a finished run again (re-time), so both paths agree exactly."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.participants: dict[int, list[int]] = {}  # round start iteration -> participants
+
+    def on_step(self, t: int, aggregated, participants: np.ndarray | None) -> None:
+        if participants is not None and t not in self.participants and (t - 1) % self.clock.tree.servers[0].period == 0:
+            self.participants[t] = np.flatnonzero(participants).tolist()
+        self.clock.advance(t, participants)
+
+    def on_eval(self, row: dict[str, Any]) -> None:
+        row["sim_time_s"] = self.clock.now_s
+        row.update(self.clock.breakdown())
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything resolved before training starts (so bad input fails early)."""
+
+    config: ExperimentConfig
+    topology: Any  # testbed.net.Topology
+    algorithms: list[Algorithm]
+    dataset: Any  # testbed.data.Dataset
+    device: torch.device
+    model_bytes: int
+    compute_ms: float | None  # None: each worker node's own compute_ms / compute_trace
+
+
+def prepare(config: ExperimentConfig) -> Setup:
+    """Resolve topology, algorithms, dataset and model names; raises ValueError on bad input."""
+    from testbed.data import load_dataset
+    from testbed.models import build_model
+    from testbed.net import load_topology
+
+    topology = load_topology(config.topology, trace_overrides=config.trace_overrides)
+    algorithms = resolve_all(config.algorithms, topology.tree)
+    n = topology.tree.n_workers
+    options: dict[str, Any] = {}
+    if config.dataset == "synthetic":
+        options = dict(n_workers=n, alpha=config.synthetic_alpha, beta=config.synthetic_beta, seed=0)
+    dataset = load_dataset(config.dataset, root=config.data_root or None, **options)
+    model = build_model(config.model, **_model_shape(dataset))  # fails now on an unknown model name
+    device = resolve_device(config.device)
+    compute_ms = None if config.compute_ms == -1 else config.compute_ms
+    if compute_ms == 0:
+        compute_ms = measure_compute_ms(model, dataset, device, config.batch_size or 32)
+        log.info("measured compute: %.3f ms per iteration per worker", compute_ms)
+    size = model_bytes(model, config.model_bytes_per_param)
+    return Setup(config, topology, algorithms, dataset, device, size, compute_ms)
+
+
+def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"), tag: str = "run", progress: bool = True) -> Path:
+    """Run every algorithm x seed, write the run folder and its report; return the folder."""
+    setup = prepare(config)
+    run_dir = rundir.new_run_dir(reports_root, setup.topology.name, tag, config.to_dict())
+    log.info("run folder: %s", run_dir)
+    write_static_files(run_dir, setup, tag)
+    metrics, events, schedules = [], [], {}
+    for seed in config.seeds:
+        federated = federate(setup, seed)
+        for algorithm in setup.algorithms:
+            rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress)
+            metrics.append(rows)
+            events.append(algo_events)
+            schedules[f"{algorithm.spec}|{seed}"] = participants
+            rundir.atomic_write_csv(run_dir / "metrics.csv", pd.concat(metrics, ignore_index=True))
+            rundir.atomic_write_csv(run_dir / "events.csv", pd.concat(events, ignore_index=True))
+            rundir.atomic_write_json(run_dir / "schedule.json", schedules)
+    finish(run_dir)
+    return run_dir
+
+
+def finish(run_dir: Path) -> Path:
+    from testbed.report import build_report
+
+    report = build_report(run_dir)
+    rundir.point_latest(run_dir)
+    return report
+
+
+def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress: bool):
+    """One algorithm, one seed: returns its metrics rows, its event log and its participants."""
+    from testbed.models import build_model
+
+    cfg = setup.config
+    with torch.random.fork_rng(devices=[]):  # the same initial model for every algorithm of a seed
+        torch.manual_seed(seed)
+        model = build_model(cfg.model, **_model_shape(setup.dataset))
+    clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg.window_kib, seed)
+    timer = NetworkTimer(clock)
+    callbacks: list[Callback] = [timer]
+    if progress:
+        callbacks.append(Progress(f"{algorithm.label} seed {seed}", cfg.iterations))
+    started = time.monotonic()
+    result = testbed.simulate(
+        model, federated, algorithm.tree, iterations=cfg.iterations, lr=cfg.lr,
+        batch_size=cfg.batch_size or None, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+        weighting=cfg.weighting, participation=cfg.participation, eval_every=cfg.eval_every,
+        seed=seed, device=setup.device, engine=cfg.engine, callbacks=callbacks,
+    )
+    log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
+    rows = result.metrics
+    rows.insert(0, "algorithm", algorithm.label)
+    rows.insert(1, "spec", algorithm.spec)
+    rows.insert(2, "seed", seed)
+    events = clock.events_frame()
+    events.insert(0, "algorithm", algorithm.label)
+    events.insert(1, "seed", seed)
+    return rows, events, timer.participants
+
+
+def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, window_kib: int, seed: int):
+    """The network clock of one algorithm: its servers aggregate, the others relay."""
+    from testbed.net import NetworkClock
+
+    return NetworkClock(
+        topology,
+        model_bytes=size_bytes,
+        seed=seed,
+        window_bytes=window_kib * 1024 or None,
+        compute_ms=compute_ms,
+        tree=algorithm.tree,
+        server_nodes=[topology.server_nodes[i] for i in algorithm.server_topology_ids],
+    )
+
+
+def federate(setup: Setup, seed: int):
+    """Partition the dataset over the topology's workers, then place the partitions under
+    the servers by the configured grouping strategy."""
+    from testbed.data import group_workers, make_federated
+
+    cfg = setup.config
+    tree = setup.topology.tree
+    federated = make_federated(
+        setup.dataset, tree.n_workers, scheme=cfg.partition, seed=seed, device=str(setup.device),
+        shards_per_worker=cfg.shards_per_worker, alpha=cfg.dirichlet_alpha,
+    )
+    if cfg.grouping == "as-given":
+        return federated
+    groups = tree.level(tree.n_levels - 1)
+    labels = [y.cpu().numpy() for _, y in federated.worker_data]
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    placed = group_workers(labels, [len(s.workers) for s in groups], cfg.grouping, rng, setup.dataset.num_classes)
+    order = [p for group in placed for p in group]  # worker slot k (tree order) gets partition order[k]
+    slots = [w for s in groups for w in s.workers]
+    worker_data = [None] * tree.n_workers
+    for slot, part in zip(slots, order):
+        worker_data[slot] = federated.worker_data[part]
+    return type(federated)(**{**federated.__dict__, "worker_data": worker_data})
+
+
+def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
+    from testbed.models import build_model
+
+    model = build_model(setup.config.model, **_model_shape(setup.dataset))
+    algorithms = [
+        {
+            "spec": a.spec, "label": a.label, "tree": _nested(a.tree), "periods": a.tree.periods,
+            "server_nodes": [setup.topology.server_nodes[i] for i in a.server_topology_ids],
+            "is_local_sgd": a.is_local_sgd, "global_period": a.global_period,
+        }
+        for a in setup.algorithms
+    ]
+    info = {
+        "config": setup.config.to_dict(), "preset": tag, "topology": setup.topology.name,
+        "algorithms": algorithms, "worker_nodes": list(setup.topology.worker_nodes),
+        "model_params": sum(p.numel() for p in model.parameters()),
+        "model_bytes": setup.model_bytes, "compute_ms": setup.compute_ms,
+        "device": str(setup.device), **rundir.provenance(),
+    }
+    rundir.atomic_write_json(run_dir / "config.json", info)
+    rundir.atomic_write_text(run_dir / "topology.json", _graph_json(setup.topology.graph))
+    for name, path in setup.topology.trace_files().items():
+        rundir.atomic_write_bytes(run_dir / "traces" / f"{name}.csv", Path(path).read_bytes())
+
+
+def model_bytes(model: torch.nn.Module, bytes_per_param: int) -> int:
+    """Bytes on the wire per model: every parameter and floating buffer (BN statistics)."""
+    floats = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
+    return int(sum(t.numel() for t in floats) * bytes_per_param)
+
+
+def measure_compute_ms(model: torch.nn.Module, dataset, device: torch.device, batch_size: int, repeats: int = 10) -> float:
+    """Median wall time of one forward+backward+update of one worker's model on the device."""
+    x = dataset.x_train[:batch_size].to(device)
+    y = dataset.y_train[:batch_size].to(device)
+    import copy
+
+    probe = copy.deepcopy(model).to(device).train()
+    opt = torch.optim.SGD(probe.parameters(), lr=1e-3)
+    times = []
+    for k in range(repeats + 2):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(probe(x), y).backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if k >= 2:  # the first calls pay for allocation and kernel selection
+            times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def _model_shape(dataset) -> dict[str, int]:
+    x = dataset.x_train
+    shape = {"num_classes": int(dataset.num_classes)}
+    if x.dim() == 4:
+        shape.update(in_channels=int(x.shape[1]), input_size=int(x.shape[2]))
+    else:
+        shape.update(in_features=int(np.prod(x.shape[1:])))
+    return shape
+
+
+def _nested(tree) -> list:
+    def rec(server_id: int):
+        s = tree.servers[server_id]
+        return [rec(c) for c in s.children] if s.children else list(s.workers)
+
+    return rec(0)
+
+
+def _graph_json(graph: nx.Graph) -> str:
+    import json
+
+    return json.dumps(nx.node_link_data(graph, edges="links"), indent=1, default=str) + "\n"

@@ -1,0 +1,46 @@
+import pytest
+
+from testbed.experiment.config import PRESETS, ExperimentConfig, preset
+
+
+def test_presets_resolve_and_round_trip_through_dict():
+    for name in PRESETS:
+        config = preset(name)
+        assert ExperimentConfig.from_dict(config.to_dict()) == config
+    assert preset("paper").algorithms == ("local:5", "local:10", "local:50", "hsgd:50,5", "hsgd:50,10")
+
+
+def test_overrides_parse_to_the_field_types():
+    config = preset("quick").with_overrides(["iterations=50", "lr=0.1", "seeds=0,1,2", "traces=a=x.csv", "model=logreg"])
+    assert config.iterations == 50 and config.lr == 0.1 and config.seeds == (0, 1, 2)
+    assert config.trace_overrides == {"a": "x.csv"} and config.model == "logreg"
+
+
+@pytest.mark.parametrize(
+    "assignment, match",
+    [
+        ("iteration=5", "--set iteration: unknown key"),
+        ("iterations=ten", "iterations=ten: expected a finite int"),
+        ("iterations=0", "iterations: must be > 0"),
+        ("lr=-1", "lr: must be > 0"),
+        ("lr=nan", "expected a finite float"),
+        ("participation=1.5", "participation"),
+        ("weighting=median", "weighting"),
+        ("seeds=", "seeds: give at least one"),
+        ("traces=nofile", "traces: expected NAME=path.csv"),
+        ("compute_ms=-3", "compute_ms"),
+        ("noequals", "expected key=value"),
+    ],
+)
+def test_bad_overrides_fail_naming_the_key(assignment, match):
+    with pytest.raises(ValueError, match=match):
+        preset("quick").with_overrides([assignment])
+
+
+def test_unknown_preset_and_keys_in_dicts():
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("fast")
+    with pytest.raises(ValueError, match="unknown key\\(s\\) colour"):
+        ExperimentConfig.from_dict({"colour": 1})
+    with pytest.raises(ValueError, match="iterations: expected int"):
+        ExperimentConfig.from_dict({"iterations": "10"})
