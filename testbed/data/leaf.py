@@ -1,0 +1,174 @@
+"""FEMNIST and CelebA in the LEAF JSON format, with each writer (celebrity) as a natural client.
+
+LEAF (Caldas et al. 2018) stores each split as JSON files under ``train/`` and ``test/``:
+``{"users": [...], "num_samples": [...], "user_data": {user: {"x": [...], "y": [...]}}}``,
+plain (``.json``) or gzipped (``.json.gz``). Files are read in name order and users in file
+order, so ``writers`` (the user index of every sample) is the same on every machine.
+
+- FEMNIST: x is 784 floats per sample (LEAF keeps background ~1.0, ink ~0.0; the values
+  are returned as they are, as LEAF's model sees them), y in 0..61; images [N, 1, 28, 28].
+- CelebA: x is an image file name under ``raw/img_align_celeba/``, y in {0, 1} (smiling);
+  images are resized to 84x84 and converted to RGB as LEAF does, scaled to [0, 1],
+  [N, 3, 84, 84].
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from testbed.data.dataset import Dataset, DatasetUnavailable, images_to_tensor, resolve_root
+
+logger = logging.getLogger(__name__)
+
+FEMNIST_CLASSES = 62
+CELEBA_CLASSES = 2
+CELEBA_IMAGE_DIR = Path("raw") / "img_align_celeba"
+
+
+@dataclass(frozen=True)
+class LeafSplit:
+    """One split read from a LEAF directory: per-sample x, y and user name, in file order."""
+
+    x: list  # raw LEAF x values (784 floats, or an image file name)
+    y: np.ndarray  # int64
+    users: list[str]  # the user of each sample
+
+
+def load_femnist(root: str | os.PathLike | None = None) -> Dataset:
+    """FEMNIST from LEAF JSON; ``root`` is the directory holding ``train/`` and ``test/`` (or a parent)."""
+    base = _find_leaf_dir(root, "femnist")
+    train, test = read_leaf_dir(base / "train"), _read_optional(base / "test")
+
+    def images(split: LeafSplit, where: Path) -> torch.Tensor:
+        try:
+            flat = np.asarray(split.x, dtype=np.float32)
+        except ValueError as err:  # ragged rows
+            raise ValueError(f"{where}: every FEMNIST x must be a list of 784 numbers ({err})") from err
+        if flat.ndim != 2 or flat.shape[1] != 28 * 28:
+            raise ValueError(f"{where}: FEMNIST x must be lists of 784 numbers, got array shape {flat.shape}")
+        return images_to_tensor(flat.reshape(-1, 1, 28, 28), None, layout="NCHW", source=str(where))
+
+    return _dataset("femnist", FEMNIST_CLASSES, train, test, images, base)
+
+
+def load_celeba(root: str | os.PathLike | None = None, *, image_size: int = 84) -> Dataset:
+    """CelebA from LEAF JSON, with images read from ``raw/img_align_celeba/`` under the LEAF directory."""
+    if not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    from PIL import Image  # Pillow comes with torchvision; imported only when CelebA is used
+
+    base = _find_leaf_dir(root, "celeba")
+    image_dir = base / CELEBA_IMAGE_DIR
+    train, test = read_leaf_dir(base / "train"), _read_optional(base / "test")
+
+    def images(split: LeafSplit, where: Path) -> torch.Tensor:
+        arrays = np.empty((len(split.x), image_size, image_size, 3), dtype=np.uint8)
+        for i, file_name in enumerate(split.x):
+            path = image_dir / str(file_name)
+            if not path.is_file():
+                raise DatasetUnavailable(
+                    f"{where}: sample {i} names image {file_name!r}, which is not in {image_dir}; "
+                    f"place CelebA's img_align_celeba/ images there"
+                )
+            with Image.open(path) as img:
+                # LEAF's order: resize first, then convert to RGB.
+                arrays[i] = np.asarray(img.resize((image_size, image_size)).convert("RGB"))
+        return images_to_tensor(arrays, None, layout="NHWC", source=str(where))
+
+    return _dataset("celeba", CELEBA_CLASSES, train, test, images, base)
+
+
+def _dataset(
+    name: str, num_classes: int, train: LeafSplit, test: LeafSplit | None, images, base: Path
+) -> Dataset:
+    # Writer ids: train users in order of appearance, then users seen only in the test split.
+    index: dict[str, int] = {}
+    for u in train.users + ([] if test is None else test.users):
+        index.setdefault(u, len(index))
+    ds = Dataset(
+        name=name,
+        x_train=images(train, base / "train"),
+        y_train=torch.from_numpy(train.y),
+        x_test=None if test is None else images(test, base / "test"),
+        y_test=None if test is None else torch.from_numpy(test.y),
+        num_classes=num_classes,
+        writers=np.array([index[u] for u in train.users], dtype=np.int64),
+        test_writers=None if test is None else np.array([index[u] for u in test.users], dtype=np.int64),
+    )
+    logger.info("loaded %r from %s", ds, base)
+    return ds
+
+
+def _find_leaf_dir(root: str | os.PathLike | None, name: str) -> Path:
+    base = resolve_root(root)
+    # Accept the dataset directory itself, a parent holding <name>/, or LEAF's own tree (<name>/data/).
+    candidates = (base, base / name, base / name / "data", base / "data")
+    for d in candidates:
+        if (d / "train").is_dir() and _leaf_files(d / "train"):
+            return d
+    raise DatasetUnavailable(
+        f"dataset {name!r}: no LEAF files found in {base} (looked for train/*.json or train/*.json.gz "
+        f"in {', '.join(str(d) for d in candidates)}); run LEAF's data/{name}/preprocess.sh and copy its "
+        f"data/train/ and data/test/ directories"
+        + (" and data/raw/img_align_celeba/" if name == "celeba" else "")
+        + f" into {base / name}, or pass root= pointing at them"
+    )
+
+
+def _leaf_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.name.endswith((".json", ".json.gz")))
+
+
+def _read_optional(directory: Path) -> LeafSplit | None:
+    if directory.is_dir() and _leaf_files(directory):
+        return read_leaf_dir(directory)
+    logger.warning("no LEAF test files in %s; the dataset has no test split", directory)
+    return None
+
+
+def read_leaf_dir(directory: Path) -> LeafSplit:
+    """Read every ``*.json`` / ``*.json.gz`` file in ``directory``, in name order."""
+    xs: list = []
+    ys: list[int] = []
+    users: list[str] = []
+    files = _leaf_files(directory) if directory.is_dir() else []
+    if not files:
+        raise DatasetUnavailable(f"{directory}: no LEAF .json or .json.gz files")
+    for path in files:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            try:
+                doc = json.load(f)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: not valid JSON ({err})") from err
+        for key in ("users", "user_data"):
+            if key not in doc:
+                raise ValueError(
+                    f"{path}: key {key!r} is missing; a LEAF file has users, num_samples, user_data"
+                )
+        counts = doc.get("num_samples")
+        if counts is not None and len(counts) != len(doc["users"]):
+            raise ValueError(f"{path}: {len(doc['users'])} users but {len(counts)} num_samples entries")
+        for i, user in enumerate(doc["users"]):
+            data = doc["user_data"].get(user)
+            if data is None or "x" not in data or "y" not in data:
+                raise ValueError(f"{path}: user_data[{user!r}] is missing or lacks 'x'/'y'")
+            n = len(data["y"])
+            if len(data["x"]) != n or (counts is not None and counts[i] != n):
+                raise ValueError(
+                    f"{path}: user {user!r} has {len(data['x'])} x, {n} y"
+                    + ("" if counts is None else f" and num_samples {counts[i]}")
+                    + "; they must be equal"
+                )
+            xs.extend(data["x"])
+            ys.extend(int(v) for v in data["y"])
+            users.extend([str(user)] * n)
+    return LeafSplit(x=xs, y=np.asarray(ys, dtype=np.int64), users=users)
