@@ -7,6 +7,7 @@ evaluation row carries its simulated wall-clock time and its breakdown.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -176,10 +177,14 @@ def federate(setup: Setup, seed: int):
     placed = group_workers(labels, [len(s.workers) for s in groups], cfg.grouping, rng, setup.dataset.num_classes)
     order = [p for group in placed for p in group]  # worker slot k (tree order) gets partition order[k]
     slots = [w for s in groups for w in s.workers]
-    worker_data = [None] * tree.n_workers
+    placement = [0] * tree.n_workers
     for slot, part in zip(slots, order):
-        worker_data[slot] = federated.worker_data[part]
-    return type(federated)(**{**federated.__dict__, "worker_data": worker_data})
+        placement[slot] = part
+    return dataclasses.replace(
+        federated,
+        worker_data=[federated.worker_data[p] for p in placement],
+        indices=None if federated.indices is None else [federated.indices[p] for p in placement],
+    )
 
 
 def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
