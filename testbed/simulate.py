@@ -71,6 +71,9 @@ class TrainConfig:
 class Callback:
     """Hooks into the main loop; runners hang I/O and the network clock off these."""
 
+    def on_start(self, run: "HSGDRun") -> None:
+        """Before the first iteration; ``run`` gives access to the tree, data and models."""
+
     def on_step(self, t: int, aggregated: list[Server], participants: np.ndarray | None) -> None:
         """After local iteration t and the averages due at t (``aggregated`` = top servers)."""
 
@@ -143,18 +146,23 @@ class HSGDRun:
         batch_seq, participation_seq = np.random.SeedSequence(config.seed).spawn(2)
         self.sampler = MinibatchSampler(data, config.batch_size, int(batch_seq.generate_state(1)[0]))
         self.participation_rng = np.random.default_rng(participation_seq)
+        self.data = data
         self.eval_data = None if eval_data is None else tuple(torch.as_tensor(t).to(device) for t in eval_data)
         self._eval_model = None
+        self.participants: np.ndarray | None = None  # this round's, None = everyone
 
     def run(self, callbacks: Sequence[Callback] = ()) -> SimulationResult:
         tree, cfg = self.tree, self.config
         round_length = tree.servers[0].period  # one aggregation round = one global period
         rows: list[dict[str, Any]] = []
         participants = None
+        for cb in callbacks:
+            cb.on_start(self)
         for t in range(1, cfg.iterations + 1):
             # ---- a new round: draw who takes part ----
             if (t - 1) % round_length == 0:
                 participants = sample_participants(tree, cfg.participation, self.participation_rng)
+                self.participants = participants
             # ---- local step on every worker: w_j <- w_j - lr * g(w_j, zeta_j) ----
             losses = self.engine.step(self.sampler.next(), cfg.lr, participants)
             # ---- every server whose period divides t averages its subtree ----
@@ -184,6 +192,10 @@ class HSGDRun:
         if self.eval_data is not None:
             row.update(evaluate(self._model_with(self.engine.global_state(weights)), *self.eval_data))
         return row
+
+    def global_model(self) -> nn.Module:
+        """The current global average model, in eval mode (a shared copy: do not keep it)."""
+        return self._model_with(self.engine.global_state(self._global_weights(self.participants)))
 
     def _model_with(self, state: dict[str, torch.Tensor]) -> nn.Module:
         if self._eval_model is None:

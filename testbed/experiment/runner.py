@@ -123,6 +123,11 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg.window_kib, seed)
     timer = NetworkTimer(clock)
     callbacks: list[Callback] = [timer]
+    if cfg.divergence_every:
+        from testbed.theory.probe import DivergenceProbe
+
+        # on the topology's full tree: its levels cover every algorithm's groups
+        callbacks.append(DivergenceProbe(cfg.divergence_every, tree=setup.topology.tree, batch_size=cfg.batch_size or 16, seed=seed))
     if progress:
         callbacks.append(Progress(f"{algorithm.label} seed {seed}", cfg.iterations))
     started = time.monotonic()
