@@ -33,7 +33,7 @@ report: $(STAMP)  ## rebuild report.html of RUN (default: the latest run on TOPO
 retime: $(STAMP)  ## re-price RUN under TRACE="NAME=path.csv ..." without retraining
 	$(BIN)/testbed retime $(RUN) $(foreach t,$(TRACE),--trace $(t))
 
-test: $(STAMP)  ## run the test suite (slow tests excluded)
+test: $(STAMP) browser  ## run the test suite (slow tests excluded; installs chromium for the report test)
 	$(BIN)/pytest -q
 
 test-slow: $(STAMP)  ## run only the slow tests

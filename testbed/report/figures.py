@@ -1,0 +1,114 @@
+"""Plotly figures of the report: accuracy curves with bands, time breakdown, trace ECDFs.
+
+Every figure takes already-computed data (bands, breakdown rows, traces) and returns a
+``go.Figure``; no file is read here. Text from files goes through ``plot_text`` and reaches
+hover templates only through ``meta`` (``%{meta}``): a label written into the template
+itself would have any ``%{...}`` in it expanded by plotly.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.colors
+import plotly.graph_objects as go
+
+from testbed.report.curves import Band
+from testbed.report.markup import plot_text
+from testbed.report.runfolder import Trace
+from testbed.report.tables import Breakdown
+
+PALETTE = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.D3
+# Breakdown components: compute, one per communication level, waiting.
+COMPONENT_COLORS = {"compute": "#4C78A8", "waiting": "#BAB0AC"}
+COMM_COLORS = ("#E45756", "#F58518", "#EECA3B", "#72B7B2", "#54A24B", "#B279A2")
+ECDF_MAX_POINTS = 2000  # per trace: keeps the page small; an ECDF at this density looks exact
+LAYOUT = dict(template="plotly_white", font=dict(family="system-ui, sans-serif", size=13), margin=dict(l=60, r=20, t=40, b=50))
+
+
+def color_for(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def accuracy_figure(
+    bands: Mapping[str, Band], *, x_title: str, baselines: Sequence[str] = (), target: float | None = None
+) -> go.Figure:
+    """Mean test accuracy per algorithm with a min-max band over seeds (step curves).
+
+    Local SGD baselines are dashed so the H-SGD curves stand out between them.
+    """
+    fig = go.Figure()
+    for i, (label, b) in enumerate(bands.items()):
+        if b.x.size == 0:
+            continue
+        name, color = plot_text(label), color_for(i)
+        group = f"algo-{i}"
+        if b.n_seeds > 1:  # the band: upper edge, then lower edge filled up to it
+            fig.add_trace(go.Scatter(x=b.x, y=b.hi, mode="lines", line=dict(width=0, shape="hv", color=color),
+                                     legendgroup=group, showlegend=False, hoverinfo="skip"))  # fmt: skip
+            fig.add_trace(go.Scatter(x=b.x, y=b.lo, mode="lines", line=dict(width=0, shape="hv", color=color),
+                                     fill="tonexty", fillcolor=_alpha(color, 0.18), legendgroup=group,
+                                     showlegend=False, hoverinfo="skip"))  # fmt: skip
+        hover = np.column_stack([b.lo, b.hi])
+        fig.add_trace(
+            go.Scatter(
+                x=b.x, y=b.mean, mode="lines", name=name, legendgroup=group,
+                line=dict(color=color, width=2, shape="hv", dash="dash" if label in baselines else "solid"),
+                customdata=hover, meta=name,
+                hovertemplate=f"%{{meta}}<br>%{{x:.4g}}<br>acc %{{y:.3f}} (min %{{customdata[0]:.3f}}, max %{{customdata[1]:.3f}}, {b.n_seeds} seed(s))<extra></extra>",
+            )  # fmt: skip
+        )
+    if target is not None:
+        fig.add_hline(y=target, line=dict(color="#555", width=1, dash="dot"),
+                      annotation_text=f"target {target:.0%}", annotation_position="bottom right")  # fmt: skip
+    fig.update_layout(**LAYOUT, height=460, hovermode="closest", legend=dict(orientation="h", y=-0.18))
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text="test accuracy")
+    return fig
+
+
+def breakdown_figure(rows: Sequence[Breakdown]) -> go.Figure:
+    """Stacked horizontal bars: compute, communication per level, waiting (mean over seeds)."""
+    fig = go.Figure()
+    labels = [plot_text(r.label) for r in rows]
+    names = [name for name, _ in rows[0].parts] if rows else []
+    comm_index = 0
+    for j, name in enumerate(names):
+        if name in COMPONENT_COLORS:
+            color = COMPONENT_COLORS[name]
+        else:
+            color, comm_index = COMM_COLORS[comm_index % len(COMM_COLORS)], comm_index + 1
+        seconds = [r.parts[j][1] for r in rows]
+        fig.add_trace(go.Bar(y=labels, x=seconds, name=plot_text(name), orientation="h", marker_color=color,
+                             meta=plot_text(name), hovertemplate="%{y}<br>%{meta}: %{x:.4g} s<extra></extra>"))  # fmt: skip
+    fig.update_layout(**LAYOUT, barmode="stack", height=max(260, 110 + 48 * len(rows)),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0, traceorder="normal"))  # fmt: skip
+    fig.update_xaxes(title_text="simulated seconds (mean over seeds, end of training)")
+    fig.update_yaxes(autorange="reversed")  # first algorithm on top, as in the tables
+    return fig
+
+
+def trace_ecdf_figure(traces: Sequence[Trace], *, title: str) -> go.Figure:
+    """One ECDF per trace (same unit); p50/p90/p99 in the legend."""
+    fig = go.Figure()
+    unit = traces[0].unit if traces else ""
+    for i, trace in enumerate(traces):
+        values = np.sort(trace.values)
+        p50, p90, p99 = np.percentile(values, [50, 90, 99])
+        y = np.arange(1, values.size + 1) / values.size
+        step = max(1, values.size // ECDF_MAX_POINTS)
+        keep = np.unique(np.r_[np.arange(0, values.size, step), values.size - 1])
+        name = f"{plot_text(trace.name)} (p50 {p50:.3g}, p90 {p90:.3g}, p99 {p99:.3g} {plot_text(unit)})"
+        fig.add_trace(go.Scatter(x=values[keep], y=y[keep], mode="lines", name=name, showlegend=True, line=dict(shape="hv", color=color_for(i)),
+                                 meta=[plot_text(trace.name), plot_text(unit)],
+                                 hovertemplate="%{meta[0]}<br>%{x:.4g} %{meta[1]}<br>P(X ≤ x) = %{y:.3f}<extra></extra>"))  # fmt: skip
+    fig.update_layout(**LAYOUT, height=380, title=dict(text=plot_text(title), x=0.01), legend=dict(orientation="h", y=-0.3))
+    fig.update_xaxes(title_text=plot_text(f"{traces[0].column if traces else ''} ({unit})"))
+    fig.update_yaxes(title_text="fraction of samples ≤ x", range=[0, 1.02])
+    return fig
+
+
+def _alpha(color: str, alpha: float) -> str:
+    r, g, b = plotly.colors.hex_to_rgb(color) if color.startswith("#") else plotly.colors.unlabel_rgb(color)
+    return f"rgba({int(r)},{int(g)},{int(b)},{alpha})"

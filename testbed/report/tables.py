@@ -1,0 +1,213 @@
+"""The report's numbers: time to target accuracy with speed-ups, time breakdown, aggregations.
+
+Computation and rendering are split: ``target_table`` / ``breakdown`` / ``aggregation_summary``
+return small frozen rows (tested on hand-made curves); ``*_html`` turn them into tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from testbed.report.curves import Band, first_crossing, seed_band
+from testbed.report.markup import fmt_number, fmt_seconds, html_table
+from testbed.report.runfolder import COMM_COLUMN, RunFolder
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """How many times sooner an algorithm reaches the target than one local SGD baseline."""
+
+    baseline: str
+    ratio: float | None  # baseline's time / this algorithm's time; None if this one never reached it
+    lower_bound: bool = False  # the baseline never reached the target: ratio uses its last time
+    is_self: bool = False
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    label: str
+    time_s: float | None  # first simulated time the mean curve reaches the target
+    iteration: float | None  # first iteration the mean curve (over iterations) reaches it
+    final_acc: float | None  # the mean curve's last value
+    end_time_s: float | None  # the mean curve's last simulated time
+    speedups: tuple[Speedup, ...]
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Where one algorithm's simulated time went, mean over seeds at its last evaluation."""
+
+    label: str
+    parts: tuple[tuple[str, float], ...]  # (component, seconds) in stacking order
+    sim_time_s: float
+
+
+# ------------------------------------------------------------------ time to target
+
+
+def target_table(
+    by_time: Mapping[str, Band], by_iteration: Mapping[str, Band], baselines: Sequence[str], target: float
+) -> tuple[TargetRow, ...]:
+    """One row per algorithm (in ``by_time`` order) with a speed-up against each baseline."""
+    reached = {label: first_crossing(b.x, b.mean, target) for label, b in by_time.items()}
+    rows = []
+    for label, b in by_time.items():
+        it_band = by_iteration.get(label)
+        rows.append(
+            TargetRow(
+                label=label,
+                time_s=reached[label],
+                iteration=first_crossing(it_band.x, it_band.mean, target) if it_band is not None else None,
+                final_acc=_last(b.mean),
+                end_time_s=_last(b.x),
+                speedups=tuple(_speedup(label, reached[label], base, reached.get(base), by_time.get(base)) for base in baselines),
+            )
+        )
+    return tuple(rows)
+
+
+def _speedup(label: str, time_s: float | None, baseline: str, base_time_s: float | None, base_band: Band | None) -> Speedup:
+    if label == baseline:
+        return Speedup(baseline, 1.0, is_self=True)
+    if time_s is None:
+        return Speedup(baseline, None)
+    if base_time_s is not None:
+        return Speedup(baseline, _ratio(base_time_s, time_s))
+    # The baseline never got there: its whole run is a lower bound on its time to target.
+    end = _last(base_band.x) if base_band is not None else None
+    return Speedup(baseline, _ratio(end, time_s) if end is not None else None, lower_bound=True)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    # Reaching the target at t=0 (already above it at the first evaluation) makes every
+    # ratio infinite, which is what it is.
+    return numerator / denominator if denominator > 0 else float("inf")
+
+
+def speedup_text(s: Speedup) -> str:
+    """E.g. '1.80x vs local SGD P=2', '> 2.10x vs local SGD P=40 (never reached)'."""
+    if s.is_self:
+        return "baseline"
+    if s.ratio is None:
+        return "—"  # this algorithm never reached the target
+    ratio = "∞" if np.isinf(s.ratio) else f"{s.ratio:.2f}"
+    if s.lower_bound:
+        return f"> {ratio}x vs {s.baseline} (never reached)"
+    return f"{ratio}x vs {s.baseline}"
+
+
+def run_target_table(run: RunFolder, target: float) -> tuple[TargetRow, ...]:
+    by_time = {a.label: seed_band(run.curves(a.label), "sim_time_s") for a in run.algorithms}
+    by_iter = {a.label: seed_band(run.curves(a.label), "iteration") for a in run.algorithms}
+    baselines = [a.label for a in run.algorithms if a.is_local_sgd]
+    return target_table(by_time, by_iter, baselines, target)
+
+
+def target_html(rows: Sequence[TargetRow], target: float, baselines: Sequence[str]) -> str:
+    headers = ["algorithm", f"time to {target:.0%}", "iterations to target", "final acc", "end time"]
+    headers += [f"speed-up vs {b}" for b in baselines]
+    body = [
+        [
+            r.label,
+            fmt_seconds(r.time_s) if r.time_s is not None else "not reached",
+            fmt_number(r.iteration) if r.iteration is not None else "not reached",
+            f"{r.final_acc:.3f}" if r.final_acc is not None else "—",
+            fmt_seconds(r.end_time_s),
+            *(speedup_text(s) for s in r.speedups),
+        ]
+        for r in rows
+    ]
+    return html_table(headers, body, numeric=range(1, len(headers)))
+
+
+# ------------------------------------------------------------------ time breakdown
+
+
+def component_columns(columns: Sequence[str]) -> list[tuple[str, str]]:
+    """(column, display name) of the breakdown components present, in stacking order."""
+    comm = sorted((int(m.group(1)), c) for c in columns if (m := COMM_COLUMN.match(c)))
+    parts = [("compute_s", "compute")] if "compute_s" in columns else []
+    parts += [(c, f"communication L{k}" + (" (cloud)" if k == 0 else "")) for k, c in comm]
+    parts += [("wait_s", "waiting")] if "wait_s" in columns else []
+    return parts
+
+
+def breakdown(metrics: pd.DataFrame, labels: Sequence[str]) -> tuple[Breakdown, ...]:
+    """Components are cumulative seconds, so each seed's last evaluation row holds its totals."""
+    parts = component_columns(list(metrics.columns))
+    rows = []
+    for label in labels:
+        runs = metrics[metrics["algorithm"] == label]
+        if runs.empty:
+            continue
+        last = runs.sort_values("iteration", kind="stable").groupby("seed").tail(1)
+        rows.append(
+            Breakdown(
+                label=label,
+                parts=tuple((name, float(last[col].mean())) for col, name in parts),
+                sim_time_s=float(last["sim_time_s"].mean()),
+            )
+        )
+    return tuple(rows)
+
+
+def breakdown_html(rows: Sequence[Breakdown]) -> str:
+    if not rows:
+        return ""
+    names = [name for name, _ in rows[0].parts]
+    body = []
+    for r in rows:
+        total = r.sim_time_s if r.sim_time_s > 0 else float("nan")
+        cells = [f"{sec:.3g} ({sec / total:.0%})" if np.isfinite(total) else f"{sec:.3g}" for _, sec in r.parts]
+        body.append([r.label, *cells, fmt_seconds(r.sim_time_s)])
+    return html_table(["algorithm", *[f"{n} (s)" for n in names], "simulated time"], body, numeric=range(1, len(names) + 2))
+
+
+# ------------------------------------------------------------------ aggregation events
+
+EVENT_COLUMNS = ("algorithm", "seed", "kind", "level", "start_s", "end_s")
+BYTES_COLUMNS = ("size_bytes", "bytes")
+
+
+def aggregation_summary(events: pd.DataFrame) -> pd.DataFrame:
+    """Per algorithm, level and kind: events per seed, mean duration, bytes per seed."""
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    if missing:
+        raise ValueError(f"events.csv: missing column(s) {', '.join(missing)}; expected {', '.join(EVENT_COLUMNS)}, size_bytes")
+    frame = events.assign(duration_s=events["end_s"] - events["start_s"])
+    # The network clock writes size_bytes; older or hand-made logs may say bytes.
+    size = next((c for c in BYTES_COLUMNS if c in frame.columns), None)
+    frame = frame.assign(bytes=frame[size] if size else np.nan)
+    n_seeds = frame.groupby("algorithm")["seed"].nunique()
+    grouped = frame.groupby(["algorithm", "level", "kind"], sort=False)
+    out = grouped.agg(count=("duration_s", "size"), mean_duration_s=("duration_s", "mean"), total_bytes=("bytes", "sum")).reset_index()
+    per_seed = out["algorithm"].map(n_seeds)
+    return out.assign(per_seed=out["count"] / per_seed, bytes_per_seed=out["total_bytes"] / per_seed)
+
+
+def aggregation_html(summary: pd.DataFrame, order: Sequence[str]) -> str:
+    rank = {label: i for i, label in enumerate(order)}
+    summary = summary.sort_values(["algorithm", "level", "kind"], key=lambda s: s.map(rank) if s.name == "algorithm" else s)
+    body = [
+        [r.algorithm, r.level, r.kind, fmt_number(r.per_seed), f"{r.mean_duration_s:.3g}", _fmt_bytes(r.bytes_per_seed)]
+        for r in summary.itertuples()
+    ]
+    return html_table(["algorithm", "level", "kind", "events per seed", "mean duration (s)", "bytes per seed"], body, numeric=(3, 4, 5))
+
+
+def _fmt_bytes(value: float) -> str:
+    if not np.isfinite(value):
+        return "—"
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(value) < 1000 or unit == "GB":
+            return f"{value:.3g} {unit}"
+        value /= 1000
+    return f"{value:.3g} GB"
+
+
+def _last(values: np.ndarray) -> float | None:
+    return float(values[-1]) if len(values) else None
