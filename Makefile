@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 TOPO   ?= edge3level
 PRESET ?= quick
 SET    ?=
-RUN    ?= reports/$(TOPO)/latest
+REPORTS ?= reports
+RUN    ?= $(REPORTS)/$(TOPO)/latest
 
 .DEFAULT_GOAL := help
 .PHONY: help install experiment report retime test test-slow bench browser clean
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 experiment: $(STAMP)  ## train and price the algorithms on TOPO (PRESET, SET="k=v ...") and print the report path
-	$(BIN)/testbed experiment --topo $(TOPO) --preset $(PRESET) $(foreach s,$(SET),--set $(s))
+	$(BIN)/testbed experiment --topo $(TOPO) --preset $(PRESET) --reports $(REPORTS) $(foreach s,$(SET),--set $(s))
 
 report: $(STAMP)  ## rebuild report.html of RUN (default: the latest run on TOPO)
 	$(BIN)/testbed report $(RUN)

@@ -18,13 +18,13 @@ import pandas as pd
 from testbed.experiment import rundir
 from testbed.experiment.algorithms import resolve_all
 from testbed.experiment.config import ExperimentConfig
-from testbed.experiment.runner import NetworkTimer, finish, make_clock
+from testbed.experiment.runner import NetworkTimer, finish, make_clock, write_traces
 
 log = logging.getLogger("testbed.experiment")
 
-# Columns the clock writes; everything else in metrics.csv comes from training.
 def _is_time_column(name: str) -> bool:
-    return name in ("sim_time_s", "compute_s", "wait_s") or (name.startswith("comm_") and name.endswith("_s"))
+    """The clock writes the seconds columns (``*_s``); everything else comes from training."""
+    return name.endswith("_s")
 
 
 def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topology: str | None = None, reports_root: Path | None = None) -> Path:
@@ -72,8 +72,7 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     info["preset"] = "retime"
     rundir.atomic_write_json(out / "config.json", info)
     rundir.atomic_write_text(out / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))
-    for name, path in topo.trace_files().items():
-        rundir.atomic_write_bytes(out / "traces" / f"{name}.csv", Path(path).read_bytes())
+    write_traces(out, topo)
     rundir.atomic_write_json(out / "schedule.json", schedules)
     rundir.atomic_write_csv(out / "events.csv", pd.concat(events, ignore_index=True))
     rundir.atomic_write_csv(out / "metrics.csv", pd.concat(frames, ignore_index=True))

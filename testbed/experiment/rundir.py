@@ -66,9 +66,9 @@ def new_run_dir(reports_root: Path, topology: str, tag: str, config: dict[str, A
     """Create ``reports/<topology>/<time>-<tag>-<hash>/``; the hash names the config."""
     digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:6]
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(reports_root) / _safe(topology)
+    base = Path(reports_root) / safe_name(topology)
     for k in range(100):
-        run_dir = base / (f"{stamp}-{_safe(tag)}-{digest}" + ("" if k == 0 else f"-{k}"))
+        run_dir = base / (f"{stamp}-{safe_name(tag)}-{digest}" + ("" if k == 0 else f"-{k}"))
         try:
             run_dir.mkdir(parents=True)
             return run_dir
@@ -119,5 +119,5 @@ def git_revision() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80] or "run"

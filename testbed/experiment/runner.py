@@ -44,7 +44,7 @@ class NetworkTimer(Callback):
 
     def on_eval(self, row: dict[str, Any]) -> None:
         row["sim_time_s"] = self.clock.now_s
-        row.update(self.clock.breakdown())
+        row.update({k: v for k, v in self.clock.breakdown().items() if k.endswith("_s") and k != "now_s"})
 
 
 @dataclass(frozen=True)
@@ -149,18 +149,37 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
 
 
 def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, window_kib: int, seed: int):
-    """The network clock of one algorithm: its servers aggregate, the others relay."""
+    """The network clock of one algorithm on the topology."""
     from testbed.net import NetworkClock
 
     return NetworkClock(
-        topology,
+        priced_topology(topology, algorithm),
         model_bytes=size_bytes,
         seed=seed,
         window_bytes=window_kib * 1024 or None,
         compute_ms=compute_ms,
-        tree=algorithm.tree,
-        server_nodes=[topology.server_nodes[i] for i in algorithm.server_topology_ids],
     )
+
+
+def priced_topology(topology, algorithm: Algorithm):
+    """The topology as the algorithm uses it: its servers aggregate with its periods and
+    the servers of the levels it leaves out only relay traffic (they become routers), so
+    local SGD's models cross the edge and regional links one per worker."""
+    from testbed.net import Topology
+
+    periods = {topology.server_nodes[i]: algorithm.tree.servers[k].period for k, i in enumerate(algorithm.server_topology_ids)}
+    graph = nx.Graph(topology.graph)
+    for node in topology.server_nodes:
+        if node in periods:
+            graph.nodes[node]["period"] = periods[node]
+        else:
+            graph.nodes[node].clear()
+            graph.nodes[node]["role"] = "router"
+    priced = Topology(graph, source=topology.source, trace_dir=topology.trace_dir,
+                      trace_overrides=topology.trace_overrides, _traces=topology.traces)
+    if priced.worker_nodes != topology.worker_nodes or priced.tree.periods != algorithm.tree.periods:
+        raise RuntimeError(f"{algorithm.spec}: the priced topology does not match the algorithm's tree")
+    return priced
 
 
 def federate(setup: Setup, seed: int):
@@ -213,8 +232,14 @@ def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
     }
     rundir.atomic_write_json(run_dir / "config.json", info)
     rundir.atomic_write_text(run_dir / "topology.json", _graph_json(setup.topology.graph))
-    for name, path in setup.topology.trace_files().items():
-        rundir.atomic_write_bytes(run_dir / "traces" / f"{name}.csv", Path(path).read_bytes())
+    write_traces(run_dir, setup.topology)
+
+
+def write_traces(run_dir: Path, topology) -> None:
+    """Copy the traces the topology uses into the run folder (the report draws them)."""
+    for name, trace in topology.traces.items():
+        frame = pd.DataFrame({"t_s": trace.t_s, trace.column: trace.values})
+        rundir.atomic_write_csv(run_dir / "traces" / f"{rundir.safe_name(name)}.csv", frame)
 
 
 def model_bytes(model: torch.nn.Module, bytes_per_param: int) -> int:

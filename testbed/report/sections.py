@@ -28,6 +28,7 @@ from testbed.report.tables import (
     run_target_table,
     target_html,
 )
+from testbed.report.theory_panel import theory_section
 from testbed.report.topology_view import topology_figure, tree_layout
 
 
@@ -166,6 +167,7 @@ DEFAULT_SECTIONS: tuple[SectionBuilder, ...] = (
     breakdown_section,
     topology_section,
     traces_section,
+    theory_section,
     config_section,
 )
 

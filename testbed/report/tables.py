@@ -162,7 +162,10 @@ def breakdown_html(rows: Sequence[Breakdown]) -> str:
     body = []
     for r in rows:
         total = r.sim_time_s if r.sim_time_s > 0 else float("nan")
-        cells = [f"{sec:.3g} ({sec / total:.0%})" if np.isfinite(total) else f"{sec:.3g}" for _, sec in r.parts]
+        cells = [
+            "—" if not np.isfinite(sec) else f"{sec:.3g} ({sec / total:.0%})" if np.isfinite(total) else f"{sec:.3g}"
+            for _, sec in r.parts  # NaN: a level this algorithm does not aggregate at
+        ]
         body.append([r.label, *cells, fmt_seconds(r.sim_time_s)])
     return html_table(["algorithm", *[f"{n} (s)" for n in names], "simulated time"], body, numeric=range(1, len(names) + 2))
 

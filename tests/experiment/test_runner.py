@@ -1,0 +1,72 @@
+"""The experiment runner end to end on a tiny budget, and re-timing."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from testbed.experiment.retime import retime
+from testbed.experiment.runner import run_experiment
+
+
+def write_slow_trace(path, base_ms):
+    t = np.arange(200.0)
+    rtt = base_ms + 5 * np.sin(t / 7)
+    pd.DataFrame({"t_s": t, "rtt_ms": rtt}).to_csv(path, index=False)
+    return path
+
+
+def test_run_folder_has_every_file_and_tidy_metrics(tiny_config, tmp_path):
+    run_dir = run_experiment(tiny_config, reports_root=tmp_path, tag="tiny", progress=False)
+    assert run_dir.parent.name == "edge3level"
+    for name in ("config.json", "metrics.csv", "events.csv", "schedule.json", "topology.json", "report.html"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir.parent / "latest").resolve() == run_dir.resolve()
+    assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"
+    info = json.loads((run_dir / "config.json").read_text())
+    assert info["config"]["iterations"] == 40 and info["versions"]["torch"]
+    assert [a["spec"] for a in info["algorithms"]] == ["hsgd", "local:2", "hsgd:40,2@0,2"]
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert {"algorithm", "seed", "iteration", "sim_time_s", "compute_s", "comm_l0_s", "wait_s", "train_loss", "test_acc", "test_loss"} <= set(metrics.columns)
+    assert len(metrics) == 3 * 4  # three algorithms x four evaluation points
+    for _, rows in metrics.groupby("algorithm"):
+        assert rows.sim_time_s.is_monotonic_increasing
+        parts = rows.compute_s + rows.filter(regex=r"^comm_l\d+_s$").fillna(0).sum(axis=1) + rows.wait_s
+        np.testing.assert_allclose(parts, rows.elapsed_s, rtol=1e-9)
+    # local SGD sends every worker's model across the inter-region links: slower per iteration
+    last = metrics.groupby("spec").sim_time_s.max()
+    assert last["local:2"] > last["hsgd:40,2@0,2"]
+
+
+def test_retime_under_trace_b_equals_a_fresh_run_on_trace_b(tiny_config, tmp_path):
+    trace_b = write_slow_trace(tmp_path / "slow_inter_region.csv", base_ms=180.0)
+    override = {"interregion_use1_usw2": str(trace_b), "home_near_ec2": str(write_slow_trace(tmp_path / "home.csv", 40.0))}
+    original = run_experiment(tiny_config, reports_root=tmp_path / "a", progress=False)
+    retimed = retime(original, override)
+    fresh_config = tiny_config.with_overrides([f"traces={','.join(f'{k}={v}' for k, v in override.items())}"])
+    fresh = run_experiment(fresh_config, reports_root=tmp_path / "b", progress=False)
+
+    a, b = pd.read_csv(retimed / "metrics.csv"), pd.read_csv(fresh / "metrics.csv")
+    assert list(a.columns) == list(b.columns)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(pd.read_csv(retimed / "events.csv"), pd.read_csv(fresh / "events.csv"), check_exact=False, rtol=1e-12)
+    # and the new trace did change the clock
+    before = pd.read_csv(original / "metrics.csv")
+    assert (a.sim_time_s.to_numpy() > before.sim_time_s.to_numpy()).all()
+    assert (a.test_acc.to_numpy() == before.test_acc.to_numpy()).all()  # training untouched
+    assert json.loads((retimed / "config.json").read_text())["retimed_from"] == str(original)
+
+
+def test_retime_refuses_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json: missing"):
+        retime(tmp_path)
+
+
+def test_bad_config_fails_before_any_run_folder_exists(tmp_path):
+    from testbed.experiment.config import ExperimentConfig
+
+    for bad in (dict(model="transformer"), dict(dataset="imagenet"), dict(topology="nowhere"), dict(algorithms=("local:3x",))):
+        with pytest.raises((ValueError, FileNotFoundError)):
+            run_experiment(ExperimentConfig(**bad), reports_root=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())
