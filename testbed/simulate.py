@@ -16,6 +16,7 @@ every bottom group; the others sit the round out and receive the averages.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
@@ -29,6 +30,8 @@ from torch import nn
 from testbed.engine import ENGINES, MinibatchSampler, WorkerData, plan_aggregation, sample_participants, subtree_weights
 from testbed.engine.aggregation import WEIGHTINGS
 from testbed.tree import AggregationTree, NestedTree, PeriodSpec, Server
+
+log = logging.getLogger("testbed")
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,15 @@ class HSGDRun:
                 self.participants = participants
             # ---- local step on every worker: w_j <- w_j - lr * g(w_j, zeta_j) ----
             losses = self.engine.step(self.sampler.next(), cfg.lr, participants)
+            # ---- a non-finite loss would spread through every average: stop here ----
+            status = _divergence(losses, participants, t)
+            if status:
+                log.warning("%s", status)
+                row = {"iteration": t, "train_loss": float("nan"), "status": status}
+                for cb in callbacks:
+                    cb.on_eval(row)
+                rows.append(row)
+                break
             # ---- every server whose period divides t averages its subtree ----
             aggregated = tree.top_aggregating(t)
             if aggregated:
@@ -179,7 +191,8 @@ class HSGDRun:
                     cb.on_eval(row)
                 rows.append(row)
         state = self.engine.global_state(self._global_weights(participants))
-        return SimulationResult(state, pd.DataFrame(rows), tree, cfg)
+        extras = {"status": rows[-1].get("status", "ok") if rows else "ok"}
+        return SimulationResult(state, pd.DataFrame(rows), tree, cfg, extras)
 
     def _global_weights(self, participants: np.ndarray | None) -> np.ndarray:
         return subtree_weights(self.tree, self.tree.servers[0], self.config.weighting, self.sample_counts, participants)
@@ -216,6 +229,17 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         total_loss += float(F.cross_entropy(out, target, reduction="sum"))
         correct += int((out.argmax(1) == target).sum())
     return {"test_loss": total_loss / len(x), "test_acc": correct / len(x)}
+
+
+def _divergence(losses: torch.Tensor, participants: np.ndarray | None, t: int) -> str | None:
+    """A message if a participating worker's loss is NaN or infinite, else None."""
+    active = losses if participants is None else losses[torch.as_tensor(participants, device=losses.device)]
+    if bool(torch.isfinite(active).all()):
+        return None
+    workers = np.flatnonzero(~np.isfinite(losses.detach().cpu().numpy()) & (True if participants is None else participants))
+    value = float(losses[int(workers[0])])
+    return (f"diverged: training loss is {value} at iteration {t} (worker {int(workers[0])}"
+            f"{f' and {len(workers) - 1} more' if len(workers) > 1 else ''}); try a smaller lr")
 
 
 def per_sample_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -165,3 +165,22 @@ def test_bad_arguments_raise_value_error_naming_them(overrides, match):
     kwargs.update(overrides)
     with pytest.raises(ValueError, match=match):
         testbed.simulate(**kwargs)
+
+
+def test_a_nan_loss_stops_the_run_with_a_status_row():
+    data = workers([6, 6, 6, 6])
+    data[2] = (data[2][0] * float("nan"), data[2][1])  # one worker's data is corrupt
+    result = testbed.simulate(linear_model(), data, [[0, 1], [2, 3]], [4, 2], iterations=40, lr=0.1, eval_every=5)
+    last = result.metrics.iloc[-1]
+    assert last.iteration == 1 and last.status.startswith("diverged: training loss is nan at iteration 1 (worker 2)")
+    assert result.extras["status"] == last.status
+
+
+def test_an_infinite_loss_is_caught_as_divergence():
+    def loss(out, y):  # finite for a few steps, then infinite
+        per_sample = F.cross_entropy(out, y, reduction="none")
+        return per_sample * torch.where(per_sample < 0.9, float("inf"), 1.0)
+
+    result = testbed.simulate(linear_model(), workers([6, 6, 6, 6]), [0, 1, 2, 3], [2], iterations=500, lr=0.5, loss=loss, eval_every=50)
+    assert "training loss is inf" in result.extras["status"]
+    assert result.metrics.iteration.iloc[-1] < 500

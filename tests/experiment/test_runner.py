@@ -70,3 +70,24 @@ def test_bad_config_fails_before_any_run_folder_exists(tmp_path):
         with pytest.raises((ValueError, FileNotFoundError)):
             run_experiment(ExperimentConfig(**bad), reports_root=tmp_path, progress=False)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_diverging_algorithm_stops_alone_and_the_report_says_so(tiny_config, tmp_path, monkeypatch):
+    import torch.nn.functional as F
+
+    from testbed.experiment import runner
+
+    real_simulate = runner.testbed.simulate
+
+    def nan_for_local_sgd(model, data, tree, **kwargs):
+        if tree.n_levels == 1:  # inject NaN losses into local SGD only, from iteration 1
+            kwargs["loss"] = lambda out, y: F.cross_entropy(out, y, reduction="none") * float("nan")
+        return real_simulate(model, data, tree, **kwargs)
+
+    monkeypatch.setattr(runner.testbed, "simulate", nan_for_local_sgd)
+    run_dir = run_experiment(tiny_config, reports_root=tmp_path, progress=False)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    local = metrics[metrics.spec == "local:2"]
+    assert len(local) == 1 and local.status.iloc[0].startswith("diverged: training loss is nan at iteration 1")
+    assert len(metrics[metrics.spec == "hsgd"]) == 4  # the others finished
+    assert "diverged: training loss is nan" in (run_dir / "report.html").read_text()
