@@ -25,8 +25,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-experiment: $(STAMP)  ## train and price the algorithms on TOPO (PRESET, SET="k=v ...") and print the report path
+experiment: $(STAMP)  ## train and price the algorithms on TOPO (PRESET, SET="k=v ...", RESUME=run folder) and print the report path
+ifdef RESUME
+	$(BIN)/testbed experiment --resume $(RESUME)
+else
 	$(BIN)/testbed experiment --topo $(TOPO) --preset $(PRESET) --reports $(REPORTS) $(foreach s,$(SET),--set $(s))
+endif
 
 report: $(STAMP)  ## rebuild report.html of RUN (default: the latest run on TOPO)
 	$(BIN)/testbed report $(RUN)

@@ -83,6 +83,9 @@ class Callback:
     def on_eval(self, row: dict[str, Any]) -> None:
         """An evaluation row; a callback may add columns to it before it is stored."""
 
+    def after_iteration(self, t: int) -> None:
+        """Iteration t is complete, its evaluation row stored: the place for checkpoints."""
+
 
 @dataclass
 class SimulationResult:
@@ -112,12 +115,14 @@ def simulate(
     device: str | torch.device = "auto",
     engine: str = "batched",
     callbacks: Sequence[Callback] = (),
+    resume: dict[str, Any] | None = None,
 ) -> SimulationResult:
     """Train ``model`` on every worker under the aggregation ``tree`` (see module docstring).
 
     ``worker_data``: a list of (x, y) pairs, one per worker, or an object with a
     ``worker_data`` list (and optionally ``test_data`` used when ``eval_data`` is None).
     ``loss(output, target)`` must return per-sample losses (default cross-entropy).
+    ``resume``: a ``HSGDRun.state_dict()`` (from a checkpoint) to continue from.
     """
     config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed)
     if not isinstance(tree, AggregationTree):
@@ -134,7 +139,7 @@ def simulate(
     dev = resolve_device(device)
     data = WorkerData.stack(pairs, dev)
     run = HSGDRun(model, data, tree, config, loss or per_sample_cross_entropy, ENGINES[engine], dev, eval_data)
-    return run.run(callbacks)
+    return run.run(callbacks, resume)
 
 
 class HSGDRun:
@@ -154,14 +159,19 @@ class HSGDRun:
         self._eval_model = None
         self.participants: np.ndarray | None = None  # this round's, None = everyone
 
-    def run(self, callbacks: Sequence[Callback] = ()) -> SimulationResult:
+    def run(self, callbacks: Sequence[Callback] = (), resume: dict[str, Any] | None = None) -> SimulationResult:
+        """The main loop; ``resume`` is a ``state_dict()`` taken at the end of an iteration."""
         tree, cfg = self.tree, self.config
         round_length = tree.servers[0].period  # one aggregation round = one global period
-        rows: list[dict[str, Any]] = []
-        participants = None
+        self.rows: list[dict[str, Any]] = []
+        self.t = 0
+        if resume is not None:
+            self.load_state_dict(resume)
+        participants = self.participants
         for cb in callbacks:
             cb.on_start(self)
-        for t in range(1, cfg.iterations + 1):
+        for t in range(self.t + 1, cfg.iterations + 1):
+            self.t = t
             # ---- a new round: draw who takes part ----
             if (t - 1) % round_length == 0:
                 participants = sample_participants(tree, cfg.participation, self.participation_rng)
@@ -175,7 +185,7 @@ class HSGDRun:
                 row = {"iteration": t, "train_loss": float("nan"), "status": status}
                 for cb in callbacks:
                     cb.on_eval(row)
-                rows.append(row)
+                self.rows.append(row)
                 break
             # ---- every server whose period divides t averages its subtree ----
             aggregated = tree.top_aggregating(t)
@@ -189,10 +199,32 @@ class HSGDRun:
                 row = self._evaluate(t, losses, participants)
                 for cb in callbacks:
                     cb.on_eval(row)
-                rows.append(row)
+                self.rows.append(row)
+            for cb in callbacks:  # a checkpoint taken here holds iteration t complete
+                cb.after_iteration(t)
         state = self.engine.global_state(self._global_weights(participants))
-        extras = {"status": rows[-1].get("status", "ok") if rows else "ok"}
-        return SimulationResult(state, pd.DataFrame(rows), tree, cfg, extras)
+        extras = {"status": self.rows[-1].get("status", "ok") if self.rows else "ok"}
+        return SimulationResult(state, pd.DataFrame(self.rows), tree, cfg, extras)
+
+    # ---- checkpoints: everything needed to continue after iteration t ----
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "t": self.t,
+            "engine": self.engine.state_dict(),
+            "sampler": self.sampler.generator.get_state(),
+            "participation_rng": _json_safe(self.participation_rng.bit_generator.state),
+            "participants": None if self.participants is None else torch.as_tensor(self.participants),
+            "rows": [dict(r) for r in self.rows],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.t = int(state["t"])
+        self.engine.load_state_dict(state["engine"])
+        self.sampler.generator.set_state(state["sampler"])
+        self.participation_rng.bit_generator.state = _from_json_safe(state["participation_rng"])
+        p = state["participants"]
+        self.participants = None if p is None else p.numpy().astype(bool)
+        self.rows = [dict(r) for r in state["rows"]]
 
     def _global_weights(self, participants: np.ndarray | None) -> np.ndarray:
         return subtree_weights(self.tree, self.tree.servers[0], self.config.weighting, self.sample_counts, participants)
@@ -229,6 +261,15 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         total_loss += float(F.cross_entropy(out, target, reduction="sum"))
         correct += int((out.argmax(1) == target).sum())
     return {"test_loss": total_loss / len(x), "test_acc": correct / len(x)}
+
+
+def _json_safe(state: dict) -> dict:
+    """numpy's generator state holds 128-bit ints; keep them as text for weights_only loads."""
+    return {k: _json_safe(v) if isinstance(v, dict) else (str(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in state.items()}
+
+
+def _from_json_safe(state: dict) -> dict:
+    return {k: _from_json_safe(v) if isinstance(v, dict) else (int(v) if isinstance(v, str) and v.lstrip("-").isdigit() else v) for k, v in state.items()}
 
 
 def _divergence(losses: torch.Tensor, participants: np.ndarray | None, t: int) -> str | None:

@@ -10,7 +10,8 @@ from testbed.experiment.config import PRESETS, preset
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="train the configured algorithms on a topology and write a run folder + report")
-    p.add_argument("--topo", required=True, help="topology name under topologies/ or a path to a topology file")
+    p.add_argument("--topo", help="topology name under topologies/ or a path to a topology file")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run from its last checkpoints")
     p.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default: quick)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable; lists comma-separated)")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="where run folders go (default: reports/)")
@@ -25,8 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_experiment_command(args: argparse.Namespace) -> int:
-    from testbed.experiment.runner import run_experiment
+    from testbed.experiment.runner import resume_experiment, run_experiment
 
+    if args.resume:
+        run_dir = resume_experiment(args.resume, progress=not args.no_progress)
+        print(f"report: {run_dir / 'report.html'}")
+        return 0
+    if not args.topo:
+        raise ValueError("--topo: required (or --resume RUN_DIR)")
     overrides = [f"topology={args.topo}"] + [item for item in args.overrides if item.strip()]
     config = preset(args.preset).with_overrides(overrides)
     run_dir = run_experiment(config, reports_root=args.reports, tag=args.preset, progress=not args.no_progress)

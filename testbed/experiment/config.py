@@ -63,6 +63,8 @@ class ExperimentConfig:
     """Trace overrides 'NAME=path.csv': swap a link's measurements without editing the topology."""
     device: str = "auto"
     engine: str = "batched"
+    checkpoint_every: int = 200
+    """Save a checkpoint at the first round boundary after this many iterations (0 = never)."""
     divergence_every: int = 5
     """Measure gradient divergences every k evaluations for the theory panel (0 = off)."""
 
@@ -94,6 +96,9 @@ class ExperimentConfig:
             raise ValueError(f"engine: must be batched or loop, got {self.engine!r}")
         if self.compute_ms < 0 and self.compute_ms != -1:
             raise ValueError(f"compute_ms: must be -1 (topology), 0 (measure) or > 0 ms, got {self.compute_ms}")
+        for key in ("checkpoint_every", "divergence_every"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}: must be >= 0 (0 = off), got {getattr(self, key)}")
         if self.momentum < 0 or self.momentum >= 1:
             raise ValueError(f"momentum: must be in [0, 1), got {self.momentum}")
 
@@ -139,7 +144,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         topology="paper2level", dataset="cifar10", partition="shards", shards_per_worker=2, model="vgg11",
         algorithms=("local:5", "local:10", "local:50", "hsgd:50,5", "hsgd:50,10"),
         iterations=20000, lr=0.05, batch_size=32, momentum=0.0, eval_every=250, target_acc=0.5, compute_ms=4.0,
-        seeds=(0,), divergence_every=0,
+        seeds=(0,), divergence_every=0, checkpoint_every=1000,
     ),
     # LEAF FEMNIST CNN, natural partition by writer.
     "femnist": dict(dataset="femnist", partition="natural", model="femnist_cnn", iterations=2000, lr=0.05, batch_size=20, eval_every=100, target_acc=0.6,

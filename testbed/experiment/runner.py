@@ -8,6 +8,7 @@ evaluation row carries its simulated wall-clock time and its breakdown.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import torch
 
 import testbed
 from testbed.experiment.algorithms import Algorithm, resolve_all
+from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.progress import Progress
 from testbed.experiment import rundir
@@ -45,6 +47,24 @@ class NetworkTimer(Callback):
     def on_eval(self, row: dict[str, Any]) -> None:
         row["sim_time_s"] = self.clock.now_s
         row.update({k: v for k, v in self.clock.breakdown().items() if k.endswith("_s") and k != "now_s"})
+
+    def participants_at(self, t: int) -> np.ndarray | None:
+        """Who took part in iteration t's round (None: everyone), from the recorded rounds."""
+        if not self.participants:
+            return None
+        start = (t - 1) // self.clock.tree.servers[0].period * self.clock.tree.servers[0].period + 1
+        return np.isin(np.arange(self.clock.tree.n_workers), self.participants[start])
+
+    def replay(self, until_t: int) -> None:
+        """Advance the clock through iterations 1..until_t again (resume, re-time)."""
+        for t in range(self.clock.t + 1, until_t + 1):
+            self.clock.advance(t, self.participants_at(t))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"participants": {str(t): list(w) for t, w in self.participants.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.participants = {int(t): list(w) for t, w in state["participants"].items()}
 
 
 @dataclass(frozen=True)
@@ -89,19 +109,53 @@ def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"
     run_dir = rundir.new_run_dir(reports_root, setup.topology.name, tag, config.to_dict())
     log.info("run folder: %s", run_dir)
     write_static_files(run_dir, setup, tag)
-    metrics, events, schedules = [], [], {}
-    for seed in config.seeds:
-        federated = federate(setup, seed)
+    return run_all(setup, run_dir, progress)
+
+
+def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
+    """Continue a killed run: finished algorithm x seed pairs are kept, the interrupted
+    one restarts from its last checkpoint, the rest run as usual."""
+    run_dir = Path(run_dir)
+    config_file = run_dir / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file}: missing; --resume takes a run folder made by `testbed experiment`")
+    info = json.loads(config_file.read_text(encoding="utf-8"))
+    config = ExperimentConfig.from_dict(info["config"], where=str(config_file))
+    setup = prepare(config)
+    log.info("resuming %s", run_dir)
+    return run_all(setup, run_dir, progress)
+
+
+def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
+    """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair."""
+    done_metrics = _read_csv(run_dir / "metrics.csv")
+    done_events = _read_csv(run_dir / "events.csv")
+    done = set() if done_metrics is None else set(zip(done_metrics.spec, done_metrics.seed))
+    metrics = [] if done_metrics is None else [done_metrics]
+    events = [] if done_events is None else [done_events]
+    schedule_file = run_dir / "schedule.json"
+    schedules = json.loads(schedule_file.read_text()) if schedule_file.exists() else {}
+    for seed in setup.config.seeds:
+        federated = None
         for algorithm in setup.algorithms:
-            rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress)
+            if (algorithm.spec, seed) in done:
+                continue
+            federated = federated or federate(setup, seed)
+            path = checkpoint_path(run_dir, algorithm.spec, seed)
+            rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
             metrics.append(rows)
             events.append(algo_events)
             schedules[f"{algorithm.spec}|{seed}"] = participants
             rundir.atomic_write_csv(run_dir / "metrics.csv", pd.concat(metrics, ignore_index=True))
             rundir.atomic_write_csv(run_dir / "events.csv", pd.concat(events, ignore_index=True))
-            rundir.atomic_write_json(run_dir / "schedule.json", schedules)
+            rundir.atomic_write_json(schedule_file, schedules)
+            path.unlink(missing_ok=True)  # the pair is in metrics.csv now
     finish(run_dir)
     return run_dir
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.exists() else None
 
 
 def finish(run_dir: Path) -> Path:
@@ -112,8 +166,9 @@ def finish(run_dir: Path) -> Path:
     return report
 
 
-def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress: bool):
-    """One algorithm, one seed: returns its metrics rows, its event log and its participants."""
+def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress: bool, checkpoint: Path | None = None):
+    """One algorithm, one seed: returns its metrics rows, its event log and its participants.
+    With ``checkpoint``, continues from it if it exists and saves to it as training goes."""
     from testbed.models import build_model
 
     cfg = setup.config
@@ -123,11 +178,25 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg.window_kib, seed)
     timer = NetworkTimer(clock)
     callbacks: list[Callback] = [timer]
+    stateful: dict[str, Any] = {"timer": timer}
     if cfg.divergence_every:
         from testbed.theory.probe import DivergenceProbe
 
         # on the topology's full tree: its levels cover every algorithm's groups
-        callbacks.append(DivergenceProbe(cfg.divergence_every, tree=setup.topology.tree, batch_size=cfg.batch_size or 16, seed=seed))
+        probe = DivergenceProbe(cfg.divergence_every, tree=setup.topology.tree, batch_size=cfg.batch_size or 16, seed=seed)
+        callbacks.append(probe)
+        stateful["probe"] = probe
+    resume = None
+    if checkpoint is not None:
+        resume = load_checkpoint(checkpoint)
+        if resume is not None:
+            for name, obj in stateful.items():
+                obj.load_state_dict(resume["callbacks"][name])
+            timer.replay(int(resume["run"]["t"]))
+            log.info("%s seed %d: resuming after iteration %d", algorithm.label, seed, int(resume["run"]["t"]))
+            resume = resume["run"]
+        if cfg.checkpoint_every:
+            callbacks.append(Checkpointer(checkpoint, cfg.checkpoint_every, stateful))
     if progress:
         callbacks.append(Progress(f"{algorithm.label} seed {seed}", cfg.iterations))
     started = time.monotonic()
@@ -135,7 +204,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         model, federated, algorithm.tree, iterations=cfg.iterations, lr=cfg.lr,
         batch_size=cfg.batch_size or None, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
         weighting=cfg.weighting, participation=cfg.participation, eval_every=cfg.eval_every,
-        seed=seed, device=setup.device, engine=cfg.engine, callbacks=callbacks,
+        seed=seed, device=setup.device, engine=cfg.engine, callbacks=callbacks, resume=resume,
     )
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
     rows = result.metrics

@@ -33,6 +33,13 @@ class DivergenceProbe(Callback):
         self.run: HSGDRun | None = None
         self.evaluations = 0
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "evaluations": self.evaluations}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.evaluations = int(state["evaluations"])
+
     def on_start(self, run: HSGDRun) -> None:
         self.run = run
         if self.tree is None:

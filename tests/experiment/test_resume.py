@@ -1,0 +1,82 @@
+"""Kill an experiment with SIGKILL at random points, resume it, get the same metrics."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from testbed.experiment.checkpoint import checkpoint_path, load_checkpoint
+from testbed.experiment.runner import resume_experiment, run_experiment
+
+SETTINGS = ["iterations=160", "eval_every=20", "seeds=0", "checkpoint_every=40", "divergence_every=2",
+            "algorithms=hsgd,local:2", "participation=0.75", "momentum=0.5"]
+
+
+def start(reports, *extra):
+    cmd = [sys.executable, "-m", "testbed", "experiment", "--topo", "edge3level", "--reports", str(reports), "--no-progress"]
+    cmd += [a for s in SETTINGS for a in ("--set", s)] + list(extra)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_runs_resume_to_identical_metrics(tmp_path):
+    reference = start(tmp_path / "ref")
+    assert reference.wait(timeout=600) == 0, reference.stderr.read()
+    ref_dir = next((tmp_path / "ref" / "edge3level").glob("2*"))
+
+    rng = np.random.default_rng(0)
+    proc = start(tmp_path / "killed")
+    kills = 0
+    for delay in rng.uniform(3.0, 6.0, size=3):  # several random points
+        time.sleep(delay)
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        run_dir = next((tmp_path / "killed" / "edge3level").glob("2*"))
+        proc = subprocess.Popen([sys.executable, "-m", "testbed", "experiment", "--resume", str(run_dir), "--no-progress"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    assert kills >= 1, "the run finished before the first kill; lengthen it"
+    run_dir = next((tmp_path / "killed" / "edge3level").glob("2*"))
+    for name in ("metrics.csv", "events.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(run_dir / name), pd.read_csv(ref_dir / name), check_exact=True)
+    assert not list((run_dir / "checkpoints").glob("*.pt")), "checkpoints of finished pairs are removed"
+
+
+def test_resume_from_a_checkpoint_in_process_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    from testbed.experiment import runner
+    from testbed.experiment.config import preset
+
+    config = preset("quick").with_overrides(SETTINGS + ["iterations=120", "seeds=0", "algorithms=hsgd"])
+    reference = run_experiment(config, reports_root=tmp_path / "ref", progress=False)
+
+    # crash right after the first checkpoint is written
+    real = runner.Checkpointer.after_iteration
+
+    def crash_after_save(self, t):
+        real(self, t)
+        if self.last_t == t and t > 0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.Checkpointer, "after_iteration", crash_after_save)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, reports_root=tmp_path / "crash", progress=False)
+    monkeypatch.undo()
+    run_dir = next((tmp_path / "crash" / "edge3level").glob("2*"))
+    saved = load_checkpoint(checkpoint_path(run_dir, "hsgd", 0))
+    assert saved["run"]["t"] == 40 and not (run_dir / "metrics.csv").exists()
+    resume_experiment(run_dir, progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv"), pd.read_csv(reference / "metrics.csv"), check_exact=True)
+
+
+def test_a_corrupt_checkpoint_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt: not a readable checkpoint"):
+        load_checkpoint(path)
