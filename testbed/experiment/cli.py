@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from testbed.experiment.config import PRESETS, preset
+from testbed.experiment.config import PRESETS, ExperimentConfig, preset, read_config_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,6 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topo", help="topology name under topologies/ or a path to a topology file")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run from its last checkpoints")
     p.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default: quick)")
+    p.add_argument("--config", type=Path, metavar="FILE.json", help="config keys from a JSON file (applied over the preset, under --set)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable; lists comma-separated)")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="where run folders go (default: reports/)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
@@ -34,8 +35,12 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         return 0
     if not args.topo:
         raise ValueError("--topo: required (or --resume RUN_DIR)")
+    config = preset(args.preset)
+    if args.config:
+        values = {**config.to_dict(), **read_config_file(args.config)}
+        config = ExperimentConfig.from_dict(values, where=str(args.config))
     overrides = [f"topology={args.topo}"] + [item for item in args.overrides if item.strip()]
-    config = preset(args.preset).with_overrides(overrides)
+    config = config.with_overrides(overrides)
     run_dir = run_experiment(config, reports_root=args.reports, tag=args.preset, progress=not args.no_progress)
     print(f"report: {run_dir / 'report.html'}")
     return 0

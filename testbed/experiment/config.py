@@ -6,10 +6,12 @@ Unknown keys and values of the wrong type fail before any training starts, namin
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from testbed.engine.aggregation import WEIGHTINGS
@@ -63,6 +65,9 @@ class ExperimentConfig:
     """Trace overrides 'NAME=path.csv': swap a link's measurements without editing the topology."""
     device: str = "auto"
     engine: str = "batched"
+    deterministic: bool = False
+    """Force deterministic kernels (torch.use_deterministic_algorithms): on GPUs, identical
+    metrics from run to run at some speed cost. CPU runs are deterministic already."""
     checkpoint_every: int = 200
     """Save a checkpoint at the first round boundary after this many iterations (0 = never)."""
     divergence_every: int = 5
@@ -150,6 +155,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     "femnist": dict(dataset="femnist", partition="natural", model="femnist_cnn", iterations=2000, lr=0.05, batch_size=20, eval_every=100, target_acc=0.6,
                     seeds=(0,), divergence_every=0),
 }
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The keys of a JSON config file (an object of ExperimentConfig keys), strictly read."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such config file") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}); config files are UTF-8 JSON") from None
+    try:
+        values = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON ({err.msg})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object of config keys, got {type(values).__name__}")
+    return values
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a config may hold")
 
 
 def preset(name: str) -> ExperimentConfig:

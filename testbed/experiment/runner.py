@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,11 @@ def prepare(config: ExperimentConfig) -> Setup:
     dataset = load_dataset(config.dataset, root=config.data_root or None, **options)
     model = build_model(config.model, **_model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
+    if config.deterministic:
+        # cuBLAS needs a fixed workspace for reproducible GEMMs; set before the first CUDA call
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
     compute_ms = None if config.compute_ms == -1 else config.compute_ms
     if compute_ms == 0:
         compute_ms = measure_compute_ms(model, dataset, device, config.batch_size or 32)

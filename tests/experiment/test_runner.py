@@ -91,3 +91,14 @@ def test_a_diverging_algorithm_stops_alone_and_the_report_says_so(tiny_config, t
     assert len(local) == 1 and local.status.iloc[0].startswith("diverged: training loss is nan at iteration 1")
     assert len(metrics[metrics.spec == "hsgd"]) == 4  # the others finished
     assert "diverged: training loss is nan" in (run_dir / "report.html").read_text()
+
+
+def test_same_seed_gives_identical_files_and_other_seeds_differ(tiny_config, tmp_path):
+    a = run_experiment(tiny_config, reports_root=tmp_path / "a", progress=False)
+    b = run_experiment(tiny_config, reports_root=tmp_path / "b", progress=False)
+    for name in ("metrics.csv", "events.csv", "schedule.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    other = run_experiment(tiny_config.with_overrides(["seeds=1"]), reports_root=tmp_path / "c", progress=False)
+    m_a, m_c = pd.read_csv(a / "metrics.csv"), pd.read_csv(other / "metrics.csv")
+    assert not np.allclose(m_a.train_loss, m_c.train_loss)
+    assert not np.allclose(m_a.sim_time_s, m_c.sim_time_s)  # trace offsets are drawn from the seed too
