@@ -1,0 +1,303 @@
+"""The synchronous H-SGD schedule priced on the network: one clock per worker.
+
+Compute between aggregations is independent per worker, so it is added in numpy; only
+aggregation rounds are simulated (see :mod:`testbed.net.schedule`). Call
+:meth:`NetworkClock.advance` once per local iteration, as training runs, or use
+:func:`price_schedule` to re-time a finished run without training.
+
+Breakdown, per worker w (exact identity, up to float rounding):
+
+    clock_w = compute_w + sum_l comm_l_w + wait_w
+
+* compute_w: the sum of w's iteration times (iterations it took part in);
+* comm_l_w: for each aggregation whose top server is at level l, the durations of the
+  transfers on w's own path: its hop up and each server hop above it to the top server,
+  then each hop back down to w (latency + bytes at the flow's share, contention from
+  shared links included);
+* wait_w: the rest of the time w was blocked in those aggregations: barrier time spent
+  waiting for slower peers (stragglers, slower links) at every server on its path, plus
+  any wait for the previous broadcast to finish (partial participation only).
+
+A worker that does not take part in a round neither computes nor sends; it still
+receives the average. Its blocked time (if the average arrives after its own clock) is
+comm up to its own down-path duration, the rest wait. A round's broadcast starts only
+once the previous broadcast in that subtree has arrived everywhere, so rounds never
+overlap on a link (this can only bind under partial participation).
+
+Each round is priced in closed form when that is exact (no shared link can saturate),
+else by the SimPy flow simulation; ``rounds_by_engine`` counts which.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import networkx as nx
+import numpy as np
+
+from .events import Event, EventLog
+from .links import LinkModel, seed_roots
+from .probe import DEFAULT_WINDOW_BYTES
+from .sampling import SamplerBank, make_sampler
+from .schedule import (
+    TreeIndex,
+    plan_round,
+    simpy_round,
+    solo_rates,
+    solo_rates_fit,
+    vector_round,
+)
+from .topology import Topology, load_topology
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    """How a :class:`NetworkClock` prices a run."""
+
+    model_bytes: float  # bytes of one model (parameters x bytes per element)
+    seed: int  # spawns every sampler's generator
+    window_bytes: int | None = DEFAULT_WINDOW_BYTES  # TCP window W for the min(B, W/RTT) cap; None: no cap
+    compute_ms: float | tuple[float, ...] | None = None  # overrides the nodes' compute (one value or one per worker)
+    sampling: str = "replay"  # traces: 'replay' (in order from a random offset) or 'bootstrap'
+    engine: str = "auto"  # 'auto': vector when exact, else simpy, round by round; 'vector'; 'simpy'
+    record: str = "all"  # event log: 'all', 'aggregations' (one record per round) or 'none'
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model_bytes, bool) or not isinstance(self.model_bytes, (int, float, np.number)) \
+                or not math.isfinite(self.model_bytes) or self.model_bytes < 0:
+            raise ValueError(f"model_bytes must be a number >= 0, got {self.model_bytes!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if self.window_bytes is not None and (isinstance(self.window_bytes, bool) or not self.window_bytes > 0):
+            raise ValueError(f"window_bytes must be > 0 or None, got {self.window_bytes!r}")
+        if self.compute_ms is not None:
+            arr = np.atleast_1d(np.asarray(self.compute_ms, dtype=float))
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise ValueError(f"compute_ms must be finite and >= 0, got {self.compute_ms!r}")
+        for key, allowed in (("sampling", ("replay", "bootstrap")), ("engine", ("auto", "vector", "simpy")),
+                             ("record", ("all", "aggregations", "none"))):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {list(allowed)}, got {getattr(self, key)!r}")
+
+
+class NetworkClock:
+    """Per-worker simulated clocks of a synchronous H-SGD run on a topology."""
+
+    def __init__(
+        self,
+        topology: Topology | nx.Graph | str | os.PathLike,
+        *,
+        model_bytes: float,
+        seed: int,
+        trace_overrides: Mapping[str, str | os.PathLike] | None = None,
+        window_bytes: int | None = DEFAULT_WINDOW_BYTES,
+        compute_ms: float | Sequence[float] | None = None,
+        sampling: str = "replay",
+        engine: str = "auto",
+        record: str = "all",
+    ):
+        if compute_ms is not None and not np.isscalar(compute_ms):
+            compute_ms = tuple(float(x) for x in compute_ms)
+        self.config = ClockConfig(model_bytes, seed, window_bytes, compute_ms, sampling, engine, record)
+        self.topology = topo = load_topology(topology, trace_overrides=trace_overrides)
+        self._idx = TreeIndex(topo)
+        if engine == "vector" and self._idx.links_shared:
+            raise ValueError(
+                f"{topo.source}: engine='vector' is exact only when no link is crossed by two hops, but some "
+                f"links here are shared (behind a router); use engine='auto' (vector whenever exact) or 'simpy'"
+            )
+        self.engine = engine
+        self.rounds_by_engine = {"vector": 0, "simpy": 0}  # which backend priced each round
+        self._links = LinkModel(topo, seed=seed, sampling=sampling)
+        n, M = topo.n_workers, self._idx.M
+        self._setup_compute(seed_roots(seed)[2], compute_ms, sampling)
+        self._clock = np.zeros(n)
+        self._compute = np.zeros(n)
+        self._comm = np.zeros((n, M))
+        self._wait = np.zeros(n)
+        self._delivered = np.zeros(n)  # last time each worker received an average
+        self._all = np.ones(n, dtype=bool)
+        self.t = 0
+        # which subtrees aggregate at t repeats with the cloud's period (all periods divide it)
+        p0 = topo.tree.servers[0].period
+        self._tops = [[s.id for s in topo.tree.top_aggregating(k if k else p0)] for k in range(p0)]
+        self._log = EventLog(topo, self._idx, float(model_bytes), full=record == "all")
+
+    # ---- the main loop ------------------------------------------------------------------
+    def advance(self, t: int, participants: np.ndarray | None = None) -> float:
+        """Local iteration ``t`` (1, 2, ...): each participant computes, then every
+        aggregation due at ``t`` runs. ``participants``: None (all) or a bool array
+        [n_workers]. Returns :attr:`now_s`."""
+        if t != self.t + 1:
+            raise ValueError(
+                f"advance({t}) after iteration {self.t}: call once per local iteration, next is {self.t + 1}"
+            )
+        part = self._all if participants is None else self._check_participants(participants)
+        step = self._iteration_s(part)
+        self._clock += step
+        self._compute += step
+        for sid in self._tops[t % len(self._tops)]:
+            self._aggregate(t, sid, part)
+        self.t = t
+        return self.now_s
+
+    @property
+    def now_s(self) -> float:
+        """Simulated time at which every worker has finished iteration t and its aggregations."""
+        return float(self._clock.max())
+
+    @property
+    def tree(self):
+        """The topology's AggregationTree."""
+        return self.topology.tree
+
+    @property
+    def clocks_s(self) -> np.ndarray:
+        """Each worker's own clock (a copy)."""
+        return self._clock.copy()
+
+    def breakdown(self) -> dict[str, float]:
+        """Means over workers: compute_s, comm_l{l}_s per aggregation level l, comm_s (their
+        sum), wait_s; compute_s + comm_s + wait_s == elapsed_s (the mean worker clock)."""
+        out = {"iteration": float(self.t), "now_s": self.now_s, "elapsed_s": float(self._clock.mean()),
+               "compute_s": float(self._compute.mean())}
+        for l in range(self._comm.shape[1]):
+            out[f"comm_l{l}_s"] = float(self._comm[:, l].mean())
+        out["comm_s"] = float(self._comm.sum(axis=1).mean())
+        out["wait_s"] = float(self._wait.mean())
+        return out
+
+    def worker_breakdown(self) -> dict[str, np.ndarray]:
+        """The same per worker (arrays of length n_workers): clock_s, compute_s, comm_l{l}_s, wait_s."""
+        out = {"worker": np.arange(len(self._clock)), "clock_s": self._clock.copy(), "compute_s": self._compute.copy()}
+        for l in range(self._comm.shape[1]):
+            out[f"comm_l{l}_s"] = self._comm[:, l].copy()
+        out["wait_s"] = self._wait.copy()
+        return out
+
+    @property
+    def events(self) -> list[Event]:
+        """The event log (see :class:`~testbed.net.events.EventLog`); prefer
+        :meth:`events_frame` for long runs."""
+        return self._log.events
+
+    def events_frame(self):
+        """The event log as a pandas DataFrame (one row per :class:`Event`)."""
+        return self._log.frame()
+
+    # ---- internals ----------------------------------------------------------------------
+    def _setup_compute(self, root: np.random.SeedSequence, override, sampling: str) -> None:
+        topo = self.topology
+        n = topo.n_workers
+        ov = None
+        if override is not None:
+            if np.ndim(override) and len(override) != n:
+                raise ValueError(f"compute_ms has {len(override)} values but the topology has {n} workers")
+            ov = np.broadcast_to(np.asarray(override, dtype=float), (n,))
+        self._fixed_s = np.zeros(n)
+        traced, scale, samplers = [], [], []
+        gens = root.spawn(n)
+        for w in range(n):
+            cm, trace, slow = topo.worker_compute(w)
+            if trace is not None:
+                tr = topo.traces[trace]
+                # with an override the trace only shapes the variation around the measured mean
+                mean = float(tr.values.mean())
+                if ov is not None and mean <= 0:
+                    raise ValueError(
+                        f"{topo.source}: node {topo.worker_nodes[w]!r}: compute_trace {trace!r} has mean 0"
+                    )
+                traced.append(w)
+                scale.append(slow / 1e3 * (ov[w] / mean if ov is not None else 1.0))
+                samplers.append(make_sampler(sampling, tr, np.random.default_rng(gens[w])))
+            elif ov is not None:
+                self._fixed_s[w] = ov[w] * slow / 1e3
+            elif cm is not None:
+                self._fixed_s[w] = cm * slow / 1e3
+            else:
+                raise ValueError(
+                    f"{topo.source}: worker {topo.worker_nodes[w]!r} has neither 'compute_ms' nor 'compute_trace'; "
+                    f"give one, or pass compute_ms= to NetworkClock"
+                )
+        self._traced = np.array(traced, dtype=np.int64)
+        self._traced_scale = np.array(scale)
+        self._compute_bank = SamplerBank(samplers)
+
+    def _iteration_s(self, part: np.ndarray) -> np.ndarray:
+        if part is self._all and not len(self._traced):
+            return self._fixed_s
+        step = np.where(part, self._fixed_s, 0.0)
+        if len(self._traced):
+            on = np.flatnonzero(part[self._traced])
+            step[self._traced[on]] = self._compute_bank.draw(on, unique=True) * self._traced_scale[on]
+        return step
+
+    def _check_participants(self, participants) -> np.ndarray:
+        p = np.asarray(participants)
+        if p.dtype != bool or p.shape != self._all.shape:
+            raise ValueError(
+                f"participants must be a bool array of shape ({len(self._all)},), got {p.dtype} {p.shape}"
+            )
+        return self._all if p.all() else p  # everyone: take the fast path
+
+    def _aggregate(self, t: int, sid: int, part: np.ndarray) -> None:
+        idx, M, S = self._idx, self._idx.M, float(self.config.model_bytes)
+        sub = idx.subtree(sid)
+        plan = plan_round(idx, self._links, sub, None if part is self._all else part)
+        if plan is None:
+            return  # nobody below this server takes part: nothing is sent
+        l, r = sub.level, sub.ranges
+        lo, hi = r[M]
+        floor = float(self._delivered[lo:hi].max())
+        window = self.config.window_bytes
+        rates = solo_rates(idx, plan, window) if self.engine != "simpy" else None
+        if rates is not None and solo_rates_fit(idx, plan, *rates):
+            tm = vector_round(idx, plan, self._clock, floor, S, rates)
+            self.rounds_by_engine["vector"] += 1
+        else:  # a shared link may saturate: simulate the flows
+            tm = simpy_round(idx, plan, self._clock, floor, S, window)
+            self.rounds_by_engine["simpy"] += 1
+        up_chain, down_chain = np.zeros(1), np.zeros(1)
+        for d in range(l + 1, M + 1):  # own-path transfer time from s down to each node
+            up_chain = (tm.up_end[d] - tm.up_start[d]) + up_chain[sub.pp[d]]
+            down_chain = (tm.down_end[d] - tm.down_start[d]) + down_chain[sub.pp[d]]
+        c = self._clock[lo:hi]
+        deliver = tm.down_end[M]
+        if plan.active[M] is sub.full[M]:  # everyone took part
+            comm = up_chain + down_chain
+            self._wait[lo:hi] += (deliver - c) - comm
+            self._clock[lo:hi] = deliver
+        else:
+            on = plan.active[M]
+            blocked = np.maximum(deliver - c, 0.0)
+            comm = np.where(on, up_chain + down_chain, np.minimum(blocked, down_chain))
+            self._wait[lo:hi] += np.where(on, deliver - c, blocked) - comm
+            self._clock[lo:hi] = np.where(on, deliver, np.maximum(c, deliver))
+        self._comm[lo:hi, l] += comm
+        self._delivered[lo:hi] = deliver
+        if self.config.record != "none":
+            self._log.append(t, sub, plan.active, tm)
+
+def price_schedule(
+    topology: Topology | nx.Graph | str | os.PathLike,
+    n_iterations: int,
+    *,
+    participants: Callable[[int], np.ndarray | None] | np.ndarray | None = None,
+    **clock_options,
+) -> NetworkClock:
+    """Re-time a run without training: advance a fresh :class:`NetworkClock` through
+    iterations 1..n_iterations. ``participants``: None, a bool array [T, n_workers], or
+    a function t -> mask."""
+    clock = NetworkClock(topology, **clock_options)
+    for t in range(1, n_iterations + 1):
+        if participants is None:
+            mask = None
+        elif callable(participants):
+            mask = participants(t)
+        else:
+            mask = participants[t - 1]
+        clock.advance(t, mask)
+    return clock
