@@ -12,7 +12,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from testbed.experiment import rundir
@@ -50,16 +49,13 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
         algorithm = algorithms[spec]
         clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config.window_kib, int(seed))
         timer = NetworkTimer(clock)
-        rounds = {int(t): np.isin(np.arange(topo.tree.n_workers), w) for t, w in schedules.get(f"{spec}|{seed}", {}).items()}
-        evals = set(rows.iteration.astype(int))
-        stamped, participants = [], None
-        for t in range(1, int(rows.iteration.max()) + 1):
-            participants = rounds.get(t, participants if rounds else None)
-            timer.on_step(t, None, participants)
-            if t in evals:
-                row = {"iteration": t}
-                timer.on_eval(row)
-                stamped.append(row)
+        timer.load_state_dict({"participants": schedules.get(f"{spec}|{seed}", {})})
+        stamped = []
+        for t in sorted(set(rows.iteration.astype(int))):
+            timer.replay(t)  # the same iterations, aggregations and participants, on the new network
+            row = {"iteration": t}
+            timer.on_eval(row)
+            stamped.append(row)
         times = pd.DataFrame(stamped)
         kept = rows[[c for c in rows.columns if not _is_time_column(c)]]
         frames.append(kept.merge(times, on="iteration", how="left")[_order(rows.columns, times.columns)])
