@@ -13,7 +13,7 @@ import pytest
 from testbed.experiment.checkpoint import checkpoint_path, load_checkpoint
 from testbed.experiment.runner import resume_experiment, run_experiment
 
-SETTINGS = ["iterations=160", "eval_every=20", "seeds=0", "checkpoint_every=40", "divergence_every=2",
+SETTINGS = ["iterations=200", "eval_every=20", "seeds=0", "checkpoint_every=40", "divergence_every=2",
             "algorithms=hsgd,local:2", "participation=0.75", "momentum=0.5"]
 
 
@@ -23,27 +23,45 @@ def start(reports, *extra):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def progress_marks(root):
+    """Modification times of the files a run writes as it goes (checkpoints, metrics)."""
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.suffix in (".pt", ".csv") and p.is_file()}
+
+
+def wait_for_progress(proc, root, before, timeout_s=120.0):
+    """Until the run writes something new (or exits); True if it is still running."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if progress_marks(root) != before:
+            return True
+        time.sleep(0.05)
+    return proc.poll() is None
+
+
 def test_killed_runs_resume_to_identical_metrics(tmp_path):
     reference = start(tmp_path / "ref")
     assert reference.wait(timeout=600) == 0, reference.stderr.read()
     ref_dir = next((tmp_path / "ref" / "edge3level").glob("2*"))
 
     rng = np.random.default_rng(0)
-    proc = start(tmp_path / "killed")
+    root = tmp_path / "killed"
+    proc = start(root)
     kills = 0
-    for delay in rng.uniform(3.0, 6.0, size=3):  # several random points
-        time.sleep(delay)
+    for _ in range(3):  # several random points: some progress, then a random moment
+        if not wait_for_progress(proc, root, progress_marks(root)):
+            break
+        time.sleep(rng.uniform(0.0, 1.5))
         if proc.poll() is not None:
             break
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
-        run_dir = next((tmp_path / "killed" / "edge3level").glob("2*"))
+        run_dir = next((root / "edge3level").glob("2*"))
         proc = subprocess.Popen([sys.executable, "-m", "testbed", "experiment", "--resume", str(run_dir), "--no-progress"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.wait(timeout=600) == 0, proc.stderr.read()
-    assert kills >= 1, "the run finished before the first kill; lengthen it"
-    run_dir = next((tmp_path / "killed" / "edge3level").glob("2*"))
+    assert kills >= 2, f"only {kills} kill(s) landed before the run finished"
+    run_dir = next((root / "edge3level").glob("2*"))
     for name in ("metrics.csv", "events.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(run_dir / name), pd.read_csv(ref_dir / name), check_exact=True)
     assert not list((run_dir / "checkpoints").glob("*.pt")), "checkpoints of finished pairs are removed"
