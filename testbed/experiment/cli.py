@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from testbed.experiment.config import PRESETS, ExperimentConfig, preset, read_config_file
@@ -36,14 +37,62 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     if not args.topo:
         raise ValueError("--topo: required (or --resume RUN_DIR)")
     config = preset(args.preset)
+    from_file: dict = {}
     if args.config:
-        values = {**config.to_dict(), **read_config_file(args.config)}
-        config = ExperimentConfig.from_dict(values, where=str(args.config))
+        from_file = read_config_file(args.config)
+        config = ExperimentConfig.from_dict({**config.to_dict(), **from_file}, where=str(args.config))
     overrides = [f"topology={args.topo}"] + [item for item in args.overrides if item.strip()]
     config = config.with_overrides(overrides)
+    set_keys = {item.partition("=")[0].strip() for item in args.overrides}
+
+    def where(key: str) -> str:
+        """The key and where its value came from, for messages."""
+        if key in set_keys:
+            return f"--set {key}"
+        return f"{args.config if key in from_file else f'--preset {args.preset}'}: {key}"
+
+    check_against_topology(config, where)
     run_dir = run_experiment(config, reports_root=args.reports, tag=args.preset, progress=not args.no_progress)
     print(f"report: {run_dir / 'report.html'}")
     return 0
+
+
+def check_against_topology(config: ExperimentConfig, where: Callable[[str], str]) -> None:
+    """The checks that need the topology or the machine, with refusals naming the key and
+    where its value came from (``where(key)``: the config file, --set or the preset). The
+    runner checks again, without that provenance, before it creates the run folder."""
+    from testbed.experiment.algorithms import resolve_all
+    from testbed.net import load_topology
+
+    overrides = config.trace_overrides
+    for name, path in overrides.items():
+        if not Path(path).is_file():
+            raise ValueError(f"{where('traces')}: {name}={path}: no such file; give NAME=path of a trace CSV")
+    topology = load_topology(config.topology, trace_overrides=overrides)
+    unused = sorted(set(overrides) - set(topology.traces))
+    if unused:
+        raise ValueError(
+            f"{where('traces')}: {unused[0]!r} is not a trace of {topology.source}; "
+            f"it uses {sorted(topology.traces) or 'no traces'}"
+        )
+    try:
+        resolve_all(config.algorithms, topology.tree)
+    except ValueError as err:
+        raise ValueError(f"{where('algorithms')}: {err} (on {topology.source}, periods {topology.periods})") from None
+    if config.device != "auto":
+        import torch
+
+        device = torch.device(config.device)
+        available = {
+            "cpu": 1,
+            "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+            "mps": int(torch.backends.mps.is_available()),
+        }[device.type]
+        if (device.index or 0) >= available:
+            raise ValueError(
+                f"{where('device')}: {config.device!r} is not available on this machine "
+                f"({available} {device.type} device(s)); use auto or cpu"
+            )
 
 
 def run_retime_command(args: argparse.Namespace) -> int:

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testbed.data import DATASET_NAMES, SCHEMES, STRATEGIES
 from testbed.engine.aggregation import WEIGHTINGS
+from testbed.models import MODEL_NAMES
+
+MAX_COUNT = 10**9
+"""Largest iterations (and other counts) a config may hold: far beyond any run."""
+MAX_SEED = 2**32 - 1
+"""Largest seed: every generator (numpy, torch, CUDA) takes it."""
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+# datasets whose loader never provides writers, so the 'natural' partition cannot split them
+_NO_WRITERS = ("mnist", "cifar10")
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,35 @@ class ExperimentConfig:
         for key, value in positive.items():
             if not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
                 raise ValueError(f"{key}: must be > 0, got {value!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if _hints()[f.name] is int and value > MAX_COUNT:
+                raise ValueError(f"{f.name}: must be at most {MAX_COUNT:_}, got {_show(value)}")
+        if self.dataset not in DATASET_NAMES:
+            raise ValueError(f"dataset: unknown dataset {self.dataset!r}; allowed: {', '.join(DATASET_NAMES)}")
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"model: unknown model {self.model!r}; allowed: {', '.join(MODEL_NAMES)}")
+        if self.partition not in SCHEMES:
+            raise ValueError(f"partition: unknown scheme {self.partition!r}; allowed: {', '.join(SCHEMES)}")
+        if self.partition == "natural" and self.dataset in _NO_WRITERS:
+            raise ValueError(
+                f"partition: 'natural' splits by writer and dataset {self.dataset!r} has none; "
+                f"use iid, shards or dirichlet"
+            )
+        if self.grouping not in STRATEGIES:
+            raise ValueError(f"grouping: unknown strategy {self.grouping!r}; allowed: {', '.join(STRATEGIES)}")
+        if not self.dirichlet_alpha > 0:
+            raise ValueError(f"dirichlet_alpha: must be > 0, got {self.dirichlet_alpha!r}")
+        for key in ("synthetic_alpha", "synthetic_beta", "weight_decay"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}: must be >= 0, got {getattr(self, key)!r}")
+        if self.model_bytes_per_param < 1:
+            raise ValueError(f"model_bytes_per_param: must be >= 1, got {self.model_bytes_per_param}")
+        if self.window_kib < 0:
+            raise ValueError(f"window_kib: must be >= 0 (0 = no window cap), got {self.window_kib}")
+        _check_device(self.device)
+        for spec in self.algorithms:
+            _check_algorithm_spec(spec)
         if self.batch_size < 0:
             raise ValueError(f"batch_size: must be >= 0 (0 = full local batch), got {self.batch_size}")
         if not 0 < self.participation <= 1:
@@ -90,12 +129,14 @@ class ExperimentConfig:
             raise ValueError(f"weighting: must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
         if not self.seeds:
             raise ValueError("seeds: give at least one seed")
-        if any(s < 0 for s in self.seeds):
-            raise ValueError(f"seeds: must be >= 0, got {list(self.seeds)}")
+        if any(not 0 <= s <= MAX_SEED for s in self.seeds):
+            bad = next(s for s in self.seeds if not 0 <= s <= MAX_SEED)
+            raise ValueError(f"seeds: each seed must be from 0 to 2**32 - 1, got {_show(bad)}")
         if not self.algorithms:
             raise ValueError("algorithms: give at least one algorithm spec")
         for spec in self.traces:
-            if "=" not in spec:
+            name, _, path = spec.partition("=")
+            if not name.strip() or not path.strip():
                 raise ValueError(f"traces: expected NAME=path.csv, got {spec!r}")
         if self.engine not in ("batched", "loop"):
             raise ValueError(f"engine: must be batched or loop, got {self.engine!r}")
@@ -122,7 +163,10 @@ class ExperimentConfig:
             raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
         hints = _hints()
         coerced = {k: tuple(v) if _is_tuple(hints[k]) and isinstance(v, list) else v for k, v in values.items()}
-        return cls(**coerced)
+        try:
+            return cls(**coerced)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
 
     def with_overrides(self, assignments: list[str]) -> ExperimentConfig:
         """Apply ``key=value`` strings (values parsed to the field's type; tuples comma-separated)."""
@@ -136,7 +180,10 @@ class ExperimentConfig:
             if key not in hints:
                 raise ValueError(f"--set {key}: unknown key; allowed: {', '.join(sorted(hints))}")
             values[key] = parse_value(key, text.strip(), hints[key])
-        return dataclasses.replace(self, **values)
+        try:
+            return dataclasses.replace(self, **values)
+        except ValueError as err:
+            raise ValueError(f"--set {err}") from None
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -158,25 +205,67 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The keys of a JSON config file (an object of ExperimentConfig keys), strictly read."""
+    """The keys of a JSON config file (an object of ExperimentConfig keys), strictly read:
+    NaN, Infinity and numbers that overflow are refused, like every other bad value, with
+    the file named."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ValueError(f"{path}: no such config file") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}); config files are UTF-8 JSON") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a folder; --config takes a JSON file") from None
     try:
-        values = json.loads(text, parse_constant=_refuse_constant)
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}: line {line}: not UTF-8 text (byte {err.start}); config files are UTF-8 JSON"
+        ) from None
+    try:
+        values = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON ({err.msg})") from None
+    except _BadNumber as err:
+        line = text[: text.find(err.token)].count("\n") + 1
+        raise ValueError(f"{path}: line {line}: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply; a config is one JSON object of keys") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a JSON object of config keys, got {type(values).__name__}")
     return values
 
 
+class _BadNumber(ValueError):
+    def __init__(self, token: str, message: str):
+        super().__init__(message)
+        self.token = token
+
+
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number a config may hold")
+    raise _BadNumber(name, f"{name} is not a number a config may hold; numbers must be finite")
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise _BadNumber(token, f"{_shorten(token)} is too large for a float; numbers must be finite")
+    return value
+
+
+def _bounded_int(token: str) -> int:
+    digits = len(token.lstrip("-"))
+    if digits > 1000:  # Python refuses to convert more than 4300 digits; no key wants a tenth of that
+        raise _BadNumber(token, f"{_shorten(token)} has {digits} digits; no key takes an integer that long")
+    return int(token)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:12]}...{text[-6:]}"
+
+
+def _show(value: Any) -> str:
+    return _shorten(repr(value))
 
 
 def preset(name: str) -> ExperimentConfig:
@@ -214,6 +303,48 @@ def _is_tuple(hint: Any) -> bool:
     return typing.get_origin(hint) is tuple
 
 
+def _check_device(device: str) -> None:
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        kind = None
+    if kind not in DEVICE_TYPES:
+        raise ValueError(f"device: {device!r} is not a device; use auto, cpu, cuda or cuda:K")
+
+
+def _check_algorithm_spec(spec: str) -> None:
+    """The syntax of one algorithm spec (whether it fits the topology is checked against it)."""
+    from testbed.net.rules import MAX_PERIOD
+
+    usage = "use auto, local:P, hsgd, hsgd:P1,P2,... or hsgd:G,I@0,2"
+    text = spec.strip()
+    if text in ("auto", "hsgd"):
+        return
+    name, sep, arg = text.partition(":")
+    if name not in ("local", "hsgd") or not sep:
+        raise ValueError(f"algorithms: {spec!r} is not an algorithm spec; {usage}")
+    period_text, at, level_text = arg.partition("@")
+    periods = _spec_ints(spec, "periods", period_text, 1, MAX_PERIOD, usage)
+    if name == "local" and (at or len(periods) != 1):
+        raise ValueError(f"algorithms: {spec!r}: local SGD takes one period, local:P")
+    if at:
+        _spec_ints(spec, "levels", level_text, 0, 99, usage)
+
+
+def _spec_ints(spec: str, what: str, text: str, low: int, high: int, usage: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isascii() and p.isdigit() and len(p) < 12 and low <= int(p) <= high for p in parts):
+        raise ValueError(
+            f"algorithms: {spec!r}: {what} must be comma-separated integers from {low} to {high:_}, "
+            f"got {text!r}; {usage}"
+        )
+    return [int(p) for p in parts]
+
+
 def _check_type(key: str, value: Any, hint: Any) -> None:
     if _is_tuple(hint):
         item_type = typing.get_args(hint)[0]
@@ -226,4 +357,13 @@ def _check_type(key: str, value: Any, hint: Any) -> None:
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         ok = True
     if not ok:
-        raise ValueError(f"{key}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+        raise ValueError(f"{key}: expected {hint.__name__}, got {type(value).__name__} {_show(value)}")
+    if hint is float and not _finite(value):
+        raise ValueError(f"{key}: expected a finite float, got {_show(value)}")
+
+
+def _finite(value: float | int) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False

@@ -121,9 +121,10 @@ class NetworkClock:
         self._delivered = np.zeros(n)  # last time each worker received an average
         self._all = np.ones(n, dtype=bool)
         self.t = 0
-        # which subtrees aggregate at t repeats with the cloud's period (all periods divide it)
-        p0 = topo.tree.servers[0].period
-        self._tops = [[s.id for s in topo.tree.top_aggregating(k if k else p0)] for k in range(p0)]
+        # which subtrees aggregate at t repeats with the cloud's period (all periods divide it);
+        # filled as iterations reach each phase, so a huge period costs no memory up front
+        self._period0 = topo.tree.servers[0].period
+        self._tops: dict[int, list[int]] = {}
         self._log = EventLog(topo, self._idx, float(model_bytes), full=record == "all")
 
     # ---- the main loop ------------------------------------------------------------------
@@ -139,10 +140,17 @@ class NetworkClock:
         step = self._iteration_s(part)
         self._clock += step
         self._compute += step
-        for sid in self._tops[t % len(self._tops)]:
+        for sid in self._top_servers(t):
             self._aggregate(t, sid, part)
         self.t = t
         return self.now_s
+
+    def _top_servers(self, t: int) -> list[int]:
+        """Ids of the subtrees whose aggregation completes the averaging at iteration t."""
+        phase = t % self._period0
+        if phase not in self._tops:
+            self._tops[phase] = [s.id for s in self.tree.top_aggregating(phase or self._period0)]
+        return self._tops[phase]
 
     @property
     def now_s(self) -> float:

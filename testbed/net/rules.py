@@ -38,6 +38,7 @@ NODE_ATTRS: dict[str, set[str]] = {
 }
 EDGE_ATTRS = {"latency_ms", "rtt_trace", "bandwidth_mbps", "up_mbps", "down_mbps", "bandwidth_trace"} | _TEXT
 GRAPH_ATTRS = {"name", "description", "source"}
+MAX_PERIOD = 10**9  # local iterations; far beyond any run, and small enough for every integer type
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,9 @@ def check_graph(g: nx.Graph, src: str) -> RootedTree:
             f"give up_mbps/down_mbps on an edge for per-direction capacity"
         )
     if g.is_multigraph():
-        raise ValueError(f"{src}: parallel edges (a multigraph) are not allowed; one edge per node pair")
+        twice = next(((u, v) for u, v in g.edges() if g.number_of_edges(u, v) > 1), None)
+        where = f"edge {twice!r} is given {g.number_of_edges(*twice)} times: " if twice else ""
+        raise ValueError(f"{src}: {where}parallel edges (a multigraph) are not allowed; one edge per node pair")
     for key in g.graph:
         if key not in GRAPH_ATTRS:
             raise ValueError(f"{src}: unknown graph attribute {key!r}; allowed: {sorted(GRAPH_ATTRS)}")
@@ -95,10 +98,10 @@ def check_graph(g: nx.Graph, src: str) -> RootedTree:
         raise ValueError(f"{src}: {len(clouds)} nodes have role 'cloud' ({names}); exactly one is allowed")
     cloud = clouds[0]
     if not any(a["role"] == "worker" for _, a in g.nodes(data=True)):
-        raise ValueError(f"{src}: the topology has no worker nodes")
+        raise ValueError(f"{src}: the topology has no worker nodes; the leaves of the tree must have role 'worker'")
     for u, v, attrs in g.edges(data=True):
         if u == v:
-            raise ValueError(f"{src}: edge ({u!r}, {v!r}) is a self-loop")
+            raise ValueError(f"{src}: edge ({u!r}, {v!r}) is a self-loop; an edge joins two different nodes")
         _check_edge_attrs(src, u, v, attrs)
     reach = nx.node_connected_component(g, cloud)
     cut = sorted((n for n in g if n not in reach), key=lambda n: (g.nodes[n]["role"] != "worker", natural_key(n)))
@@ -144,7 +147,8 @@ def _check_node(src: str, node: str, attrs: dict) -> None:
     where = f"{src}: node {node!r}"
     role = attrs.get("role")
     if role is None:
-        raise ValueError(f"{where}: missing attribute 'role'; one of {list(ROLES)}")
+        hint = "; it has no attributes at all: is an edge's end misspelt, or the node missing from the file?"
+        raise ValueError(f"{where}: missing attribute 'role'; one of {list(ROLES)}" + ("" if attrs else hint))
     if role not in ROLES:
         raise ValueError(f"{where}: role {role!r} is not one of {list(ROLES)}")
     for key in attrs:
@@ -157,7 +161,9 @@ def _check_node(src: str, node: str, attrs: dict) -> None:
             raise ValueError(f"{where}: a {role} needs a 'period' (aggregate every `period` local iterations)")
         period = attrs["period"]
         if not _is_int(period) or int(period) < 1:
-            raise ValueError(f"{where}: 'period' must be an integer >= 1, got {period!r}")
+            raise ValueError(f"{where}: 'period' must be an integer >= 1, got {_show(period)}")
+        if int(period) > MAX_PERIOD:
+            raise ValueError(f"{where}: 'period' is {_show(period)}; a period is at most {MAX_PERIOD:_} local iterations")
     if role == "worker":
         if "compute_ms" in attrs and "compute_trace" in attrs:
             raise ValueError(f"{where}: give either 'compute_ms' or 'compute_trace', not both")
@@ -168,7 +174,7 @@ def _check_node(src: str, node: str, attrs: dict) -> None:
         if "slowdown" in attrs:
             s = attrs["slowdown"]
             if not is_finite_number(s) or s <= 0:
-                raise ValueError(f"{where}: 'slowdown' must be a number > 0, got {s!r}")
+                raise ValueError(f"{where}: 'slowdown' must be a number > 0, got {_show(s)}")
 
 
 def _check_edge_attrs(src: str, u: str, v: str, attrs: dict) -> None:
@@ -195,7 +201,7 @@ def _check_edge_attrs(src: str, u: str, v: str, attrs: dict) -> None:
         for k in fixed:
             x = attrs[k]
             if not is_finite_number(x) or x <= 0:
-                raise ValueError(f"{where}: {k!r} must be a bandwidth > 0 Mbit/s, got {x!r}")
+                raise ValueError(f"{where}: {k!r} must be a bandwidth > 0 Mbit/s, got {_show(x)}")
         if "bandwidth_mbps" not in attrs and not ("up_mbps" in attrs and "down_mbps" in attrs):
             raise ValueError(
                 f"{where}: no bandwidth; give 'bandwidth_mbps', or both 'up_mbps' and 'down_mbps', "
@@ -227,11 +233,20 @@ def _is_int(x: object) -> bool:
 
 def _nonneg(where: str, key: str, x: object, what: str = "value") -> None:
     if not is_finite_number(x):
-        raise ValueError(f"{where}: {key!r} must be a finite number, got {x!r}")
+        raise ValueError(f"{where}: {key!r} must be a finite number, got {_show(x)}")
     if x < 0:  # type: ignore[operator]
-        raise ValueError(f"{where}: {key!r} is {x}; a {what} cannot be negative")
+        raise ValueError(f"{where}: {key!r} is {_show(x)}; a {what} cannot be negative")
 
 
 def _text(where: str, key: str, x: object) -> None:
     if not isinstance(x, str) or not x.strip():
-        raise ValueError(f"{where}: {key!r} must be a trace name (a non-empty string), got {x!r}")
+        raise ValueError(f"{where}: {key!r} must be a trace name (a non-empty string), got {_show(x)}")
+
+
+def _show(x: object) -> str:
+    """``repr(x)`` for a message, with huge integers shortened (``1000...000 (401 digits)``)."""
+    text = repr(x)
+    if len(text) > 60:
+        digits = str(x).lstrip("-") if isinstance(x, int) else ""
+        text = f"{text[:12]}...{text[-6:]}" + (f" ({len(digits)} digits)" if digits.isdigit() else "")
+    return text

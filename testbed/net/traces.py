@@ -16,6 +16,7 @@ a plain file name in that folder (``../x.csv`` is refused), and a mapping
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import tempfile
@@ -88,8 +89,8 @@ def load_trace(path: str | os.PathLike, *, name: str | None = None, column: str 
     requires that kind. Refusals name the file, the row and the rule."""
     path = Path(path)
     label = str(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    try:
         header = next(reader, None)
         while header is not None and not [h for h in header if h.strip()]:
             header = next(reader, None)  # skip leading blank lines
@@ -98,6 +99,8 @@ def load_trace(path: str | os.PathLike, *, name: str | None = None, column: str 
         header = [h.strip() for h in header]
         value_col = _check_header(label, header, column)
         rows = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
+    except csv.Error as err:
+        raise ValueError(f"{label}: line {reader.line_num}: not a valid CSV row ({err})") from None
     if not rows:
         raise ValueError(f"{label}: no data rows after the header; a trace needs at least one row")
     i_t, i_v = header.index(TIME_COLUMN), header.index(value_col)
@@ -167,7 +170,7 @@ def resolve_trace_path(
 def _check_header(label: str, header: list[str], column: str | None) -> str:
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
-        raise ValueError(f"{label}: duplicate column(s) {dup} in the header")
+        raise ValueError(f"{label}: duplicate column(s) {dup} in the header; a trace is `t_s,<value>`, each once")
     if TIME_COLUMN not in header:
         raise ValueError(f"{label}: missing column {TIME_COLUMN!r} (header: {header}); a trace is `t_s,<value>`")
     values = [h for h in header if h in VALUE_COLUMNS]
@@ -219,6 +222,28 @@ def _check_values(label: str, col: str, t: np.ndarray, v: np.ndarray, first_line
         )
 
 
+def read_text(path: str | os.PathLike, kind: str = "trace files are UTF-8 CSV") -> str:
+    """A user file's text, or a one-line ``ValueError`` naming the file (and the line of a
+    byte that is not UTF-8). ``kind`` says what the file should be."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a folder, not a file; {kind}") from None
+    try:
+        return data.decode("utf-8-sig")  # a leading byte-order mark (spreadsheet exports) is dropped
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}: line {line}: byte 0x{data[err.start]:02x} at offset {err.start} is not UTF-8; {kind}"
+        ) from None
+
+
 def is_finite_number(x: object) -> bool:
-    """True for int/float (not bool) values that are finite."""
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
+    """True for int/float (not bool) values that are finite (ints too large for a float are not)."""
+    if not isinstance(x, (int, float, np.integer, np.floating)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
