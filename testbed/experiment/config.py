@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -277,7 +278,9 @@ def preset(name: str) -> ExperimentConfig:
 def parse_value(key: str, text: str, hint: Any) -> Any:
     if _is_tuple(hint):
         item_type = typing.get_args(hint)[0]
-        return tuple(parse_value(key, part.strip(), item_type) for part in text.split(",") if part.strip())
+        # algorithm specs hold commas themselves (hsgd:50,5): a new spec starts with a letter
+        parts = re.split(r",(?=\s*[A-Za-z])", text) if key == "algorithms" else text.split(",")
+        return tuple(parse_value(key, part.strip(), item_type) for part in parts if part.strip())
     try:
         if hint is bool:
             if text.lower() not in ("true", "false", "1", "0"):

@@ -36,6 +36,9 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     traces = {**old.trace_overrides, **(trace_overrides or {})}
     config = dataclasses.replace(old, topology=topology or old.topology, traces=tuple(f"{k}={v}" for k, v in traces.items()))
     topo = load_topology(config.topology, trace_overrides=config.trace_overrides)
+    unused = sorted(set(trace_overrides or {}) - set(topo.traces))
+    if unused:
+        raise ValueError(f"--trace {unused[0]}: not a trace of {topo.source}; it uses {sorted(topo.traces) or 'no traces'}")
     algorithms = {a.spec: a for a in resolve_all(config.algorithms, topo.tree)}
     if topo.tree.n_workers != len(info["worker_nodes"]):
         raise ValueError(f"topology {config.topology}: has {topo.tree.n_workers} workers, the run had {len(info['worker_nodes'])}")

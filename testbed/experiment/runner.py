@@ -24,7 +24,7 @@ import torch
 import testbed
 from testbed.experiment.algorithms import Algorithm, resolve_all
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
-from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.config import ExperimentConfig, read_config_file
 from testbed.experiment.progress import Progress
 from testbed.experiment import rundir
 from testbed.simulate import Callback, resolve_device
@@ -125,7 +125,9 @@ def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     config_file = run_dir / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file}: missing; --resume takes a run folder made by `testbed experiment`")
-    info = json.loads(config_file.read_text(encoding="utf-8"))
+    info = read_config_file(config_file)
+    if not isinstance(info.get("config"), dict):
+        raise ValueError(f"{config_file}: no \"config\" object; is this a run folder made by `testbed experiment`?")
     config = ExperimentConfig.from_dict(info["config"], where=str(config_file))
     setup = prepare(config)
     log.info("resuming %s", run_dir)

@@ -44,3 +44,8 @@ def test_unknown_preset_and_keys_in_dicts():
         ExperimentConfig.from_dict({"colour": 1})
     with pytest.raises(ValueError, match="iterations: expected int"):
         ExperimentConfig.from_dict({"iterations": "10"})
+
+
+def test_algorithm_lists_keep_the_commas_inside_specs():
+    config = preset("quick").with_overrides(["algorithms=local:5,hsgd:50,5,hsgd:50,10@0,2"])
+    assert config.algorithms == ("local:5", "hsgd:50,5", "hsgd:50,10@0,2")

@@ -102,3 +102,17 @@ def test_same_seed_gives_identical_files_and_other_seeds_differ(tiny_config, tmp
     m_a, m_c = pd.read_csv(a / "metrics.csv"), pd.read_csv(other / "metrics.csv")
     assert not np.allclose(m_a.train_loss, m_c.train_loss)
     assert not np.allclose(m_a.sim_time_s, m_c.sim_time_s)  # trace offsets are drawn from the seed too
+
+
+def test_retime_refuses_a_trace_name_the_topology_does_not_use(tiny_config, tmp_path):
+    run_dir = run_experiment(tiny_config.with_overrides(["algorithms=local:2", "iterations=10"]), reports_root=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="--trace nosuch: not a trace of"):
+        retime(run_dir, {"nosuch": str(write_slow_trace(tmp_path / "x.csv", 10.0))})
+
+
+def test_resume_refuses_a_corrupt_config_naming_it(tmp_path):
+    from testbed.experiment.runner import resume_experiment
+
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="config.json: line 1"):
+        resume_experiment(tmp_path)
