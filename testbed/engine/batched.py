@@ -1,15 +1,24 @@
 """The production engine: every worker's state stacked on the device, stepped together.
 
 Parameters, buffers and momentum are dicts of tensors with a leading worker dimension
-[n, ...]. One step is one vmapped ``grad`` of ``functional_call`` over all workers (so a
-conv layer becomes a grouped conv, a linear layer a bmm), then fused foreach updates.
-An aggregation is one weighted segment mean per tensor.
+[n, ...]. A step computes every worker's gradient at once along one of two paths:
+
+* ``fused`` (models built from the layers :mod:`testbed.engine.fused` knows): a
+  hand-fused forward (grouped convs, bmm) differentiated by plain autograd, with linear
+  weight gradients written straight into the momentum buffers;
+* ``vmap`` (any other model): ``vmap(grad(functional_call))``.
+
+then updates them with fused SGD kernels (:mod:`testbed.engine.sgd`). An aggregation is
+one weighted segment mean per tensor. The worker dimension is processed in chunks of at
+most ``chunk_workers`` (contiguous slices are views, so chunking copies nothing); a
+distributed backend would hand each rank one such slice.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Callable
+import logging
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -18,8 +27,14 @@ from torch.func import functional_call, grad, vmap
 
 from testbed.engine.aggregation import AggregationPlan
 from testbed.engine.batches import Batch, WorkerData
+from testbed.engine.fused import FusedForward, GradSink, MemoryFormat, Unsupported
+from testbed.engine.sgd import sgd_update, sgd_update_sunk
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Path = Literal["auto", "fused", "vmap"]
+Rows = slice | torch.Tensor  # a contiguous range of workers (views) or an index (copies)
+
+log = logging.getLogger(__name__)
 
 
 def has_batch_norm(model: nn.Module) -> bool:
@@ -27,7 +42,13 @@ def has_batch_norm(model: nn.Module) -> bool:
 
 
 class BatchedEngine:
-    """n workers' copies of ``model`` as stacked tensors; see the module docstring."""
+    """n workers' copies of ``model`` as stacked tensors; see the module docstring.
+
+    ``path``: ``auto`` takes the fused forward when the model is supported, else vmap;
+    ``fused`` raises ValueError naming the unsupported part. ``memory_format`` of conv
+    activations: channels_last is the faster one for grouped convs on both oneDNN (CPU)
+    and cuDNN. ``sink_grads``: write linear weight gradients into the optimizer buffers.
+    """
 
     def __init__(
         self,
@@ -37,12 +58,20 @@ class BatchedEngine:
         momentum: float,
         weight_decay: float,
         device: torch.device,
+        *,
+        path: Path = "auto",
+        memory_format: MemoryFormat = "channels_last",
+        chunk_workers: int | None = None,
+        sink_grads: bool = True,
     ):
         n = data.n_workers
+        if chunk_workers is not None and chunk_workers < 1:
+            raise ValueError(f"chunk_workers must be >= 1 or None, got {chunk_workers!r}")
         self.data = data
         self.loss = loss
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.chunk_workers = chunk_workers or n
         self.model = copy.deepcopy(model).to(device).train()
         stack = lambda t: t.detach().to(device).unsqueeze(0).repeat(n, *([1] * t.dim())).contiguous()
         self.params = {k: stack(v) for k, v in self.model.named_parameters()}
@@ -51,6 +80,29 @@ class BatchedEngine:
         # Full local batches of unequal size are padded with zero-weight rows; batch norm
         # would still see the padding, so such models step each size group on its own.
         self._bucket_full_batches = has_batch_norm(self.model)
+        self._max_count = int(data.counts.max())
+        self._padding_of: tuple[torch.Tensor, bool] | None = None
+        self.fused: FusedForward | None = None
+        self.fallback_reason: str | None = None
+        if path not in ("auto", "fused", "vmap"):
+            raise ValueError(f"path must be 'auto', 'fused' or 'vmap', got {path!r}")
+        if path != "vmap":
+            try:
+                fused = FusedForward(self.model, memory_format)
+                # one worker, two samples (batch norm needs more than one value per channel)
+                fused.probe({k: v[:1] for k, v in self.params.items()}, {k: v[:1] for k, v in self.buffers.items()},
+                            data.x[:2].unsqueeze(0))  # fmt: skip
+                self.fused = fused
+            except Unsupported as err:
+                if path == "fused":
+                    raise ValueError(f"path='fused': {err}") from None
+                self.fallback_reason = str(err)
+                log.info("batched engine: vmap path (%s)", err)
+        self.path = "fused" if self.fused else "vmap"
+        # weights whose gradient the backward GEMM writes into the optimizer buffer
+        sunk = set(self.fused.sinkable_weights) if self.fused and sink_grads else set()
+        self._sunk = [k for k in self.params if k in sunk]
+        self._grad_buffers = {k: torch.empty_like(self.params[k]) for k in self._sunk} if not momentum else {}
         self._grad = vmap(grad(self._worker_loss, has_aux=True))
 
     def _worker_loss(self, params, buffers, x, y, w):
@@ -63,48 +115,82 @@ class BatchedEngine:
         """One local SGD step for the active workers (all when None). Returns each worker's
         minibatch loss [n] (NaN for workers that sat out)."""
         n = self.data.n_workers
-        losses = torch.full((n,), float("nan"), device=self.data.x.device)
+        device = self.data.x.device
+        losses = torch.full((n,), float("nan"), device=device)
         counts = self.data.counts
-        full_unequal = batch.index.shape[1] == int(counts.max()) and bool((batch.weight == 0).any())
+        full_unequal = batch.index.shape[1] == self._max_count and self._has_padding(batch)
         if full_unequal and self._bucket_full_batches:
             for c in torch.unique(counts).tolist():
                 mask = (counts == c).cpu().numpy() & (np.ones(n, bool) if active is None else active)
                 if mask.any():
-                    rows = torch.as_tensor(np.flatnonzero(mask), device=self.data.x.device)
-                    sub = Batch(batch.index[rows, :c], batch.weight[rows, :c])
-                    losses[rows] = self._step_workers(rows, sub, lr)
+                    rows = torch.as_tensor(np.flatnonzero(mask), device=device)
+                    self._step_chunks(rows, Batch(batch.index[rows, :c], batch.weight[rows, :c]), lr, losses)
             return losses
         if active is None or active.all():
-            losses[:] = self._step_workers(None, batch, lr)
+            self._step_chunks(None, batch, lr, losses)
         else:
-            rows = torch.as_tensor(np.flatnonzero(active), device=self.data.x.device)
-            losses[rows] = self._step_workers(rows, Batch(batch.index[rows], batch.weight[rows]), lr)
+            rows = torch.as_tensor(np.flatnonzero(active), device=device)
+            self._step_chunks(rows, Batch(batch.index[rows], batch.weight[rows]), lr, losses)
         return losses
 
-    def _step_workers(self, rows: torch.Tensor | None, batch: Batch, lr: float) -> torch.Tensor:
-        x, y = self.data.x[batch.index], self.data.y[batch.index]
-        if rows is None:
-            params, buffers, momenta = self.params, self.buffers, self.momenta
-        else:  # a subset: gather, step, scatter back
-            params = {k: v[rows] for k, v in self.params.items()}
-            buffers = {k: v[rows] for k, v in self.buffers.items()}
-            momenta = {k: v[rows] for k, v in self.momenta.items()}
-        grads, losses = self._grad(params, buffers, x, y, batch.weight)  # BN buffers update in place
-        p, g = list(params.values()), [grads[k] for k in params]
-        with torch.no_grad():
-            if self.weight_decay:
-                torch._foreach_add_(g, p, alpha=self.weight_decay)
-            if self.momentum:  # torch.optim.SGD semantics, dampening 0: m <- mu m + g; w <- w - lr m
-                m = list(momenta.values())
-                torch._foreach_mul_(m, self.momentum)
-                torch._foreach_add_(m, g)
-                g = m
-            torch._foreach_add_(p, g, alpha=-lr)
-        if rows is not None:
+    def _has_padding(self, batch: Batch) -> bool:
+        """Whether a full batch carries zero-weight padding rows. The sampler hands out the
+        same full Batch every step, so the answer is kept: no device sync per step."""
+        if self._padding_of is None or self._padding_of[0] is not batch.weight:
+            self._padding_of = (batch.weight, bool((batch.weight == 0).any()))
+        return self._padding_of[1]
+
+    def _step_chunks(self, rows: torch.Tensor | None, batch: Batch, lr: float, losses: torch.Tensor) -> None:
+        """Step ``rows`` (None: all workers) in chunks of at most ``chunk_workers``."""
+        k = len(batch.index)
+        for a in range(0, k, self.chunk_workers):
+            b = min(a + self.chunk_workers, k)
+            sel: Rows = slice(a, b) if rows is None else rows[a:b]
+            sub = batch if (a, b) == (0, k) else Batch(batch.index[a:b], batch.weight[a:b])
+            losses[sel] = self._step_workers(sel, sub, lr).to(losses.dtype)
+
+    def _step_workers(self, rows: Rows, batch: Batch, lr: float) -> torch.Tensor:
+        # a slice of the stacked tensors is a view: the update lands in place; an index
+        # gathers copies, which are scattered back after the step
+        params = {k: v[rows] for k, v in self.params.items()}
+        buffers = {k: v[rows] for k, v in self.buffers.items()}
+        momenta = {k: v[rows] for k, v in self.momenta.items()}
+        if self.fused is not None:
+            losses = self._fused_step(params, buffers, momenta, batch, lr)
+        else:
+            losses = self._vmap_step(params, buffers, momenta, batch, lr)
+        if isinstance(rows, torch.Tensor):
             for src, dst in ((params, self.params), (buffers, self.buffers), (momenta, self.momenta)):
                 for k, v in src.items():
                     dst[k][rows] = v
         return losses
+
+    def _vmap_step(self, params, buffers, momenta, batch: Batch, lr: float) -> torch.Tensor:
+        x, y = self.data.x[batch.index], self.data.y[batch.index]
+        grads, losses = self._grad(params, buffers, x, y, batch.weight)  # BN buffers update in place
+        keys = list(params)
+        sgd_update([params[k] for k in keys], [grads[k] for k in keys], [momenta[k] for k in keys if momenta],
+                   lr, self.momentum, self.weight_decay)  # fmt: skip
+        return losses
+
+    def _fused_step(self, params, buffers, momenta, batch: Batch, lr: float) -> torch.Tensor:
+        assert self.fused is not None
+        # gathered batch-major, so the conv layout [b, n*C, H, W] is a view of it
+        index_t = batch.index.t()
+        x, y = self.data.x[index_t].transpose(0, 1), self.data.y[index_t].t()
+        leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
+        targets = {k: momenta[k] if momenta else self._grad_buffers[k][: len(batch.index)] for k in self._sunk}
+        sinks = {k: GradSink(t, self.momentum) for k, t in targets.items()}
+        out = self.fused(leaves, buffers, x, sinks)  # [n, b, classes]
+        per_sample = self.loss(out.flatten(0, 1), y.flatten(0, 1)).view(y.shape[:2])
+        losses = (per_sample * batch.weight).sum(1)
+        # sunk weights are differentiated too (so their layers' backward runs) but get None
+        grads = dict(zip(leaves, torch.autograd.grad(losses.sum(), list(leaves.values()), allow_unused=True)))
+        rest = [k for k in params if k not in sinks]
+        sgd_update([params[k] for k in rest], [_grad_or_zero(grads[k], params[k]) for k in rest],
+                   [momenta[k] for k in rest if momenta], lr, self.momentum, self.weight_decay)  # fmt: skip
+        sgd_update_sunk([params[k] for k in sinks], [targets[k] for k in sinks], lr, self.weight_decay)
+        return losses.detach()
 
     # --- aggregation ----------------------------------------------------------------
     def average(self, plan: AggregationPlan) -> None:
@@ -118,10 +204,40 @@ class BatchedEngine:
                 src = t if members is None else t[members]
                 s = seg if members is None else seg[members]
                 avg = _segment_average(src, s, plan.n_segments, plan.weight[plan.segment >= 0])
-                if members is None:
-                    t.copy_(avg[s])
+                if members is None:  # written straight into the stacked tensor, no temporary
+                    torch.index_select(avg, 0, s, out=t)
                 else:
                     t[members] = avg[s]
+
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The stacked worker state and momentum, for checkpoints."""
+        return {"params": self.params, "buffers": self.buffers, "momenta": self.momenta}
+
+    def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        with torch.no_grad():
+            for name in ("params", "buffers", "momenta"):
+                mine, saved = getattr(self, name), state[name]
+                if mine.keys() != saved.keys():
+                    raise ValueError(f"checkpoint: {name} hold {sorted(saved)} but the model has {sorted(mine)}")
+                for k, t in mine.items():
+                    t.copy_(saved[k])
+
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Every worker's stacked parameters, buffers and momenta, for checkpoints."""
+        return {
+            "params": {k: v.detach().clone() for k, v in self.params.items()},
+            "buffers": {k: v.detach().clone() for k, v in self.buffers.items()},
+            "momenta": {k: v.detach().clone() for k, v in self.momenta.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Copy a :meth:`state_dict` back in place (the stacked tensors keep their storage)."""
+        for name in ("params", "buffers", "momenta"):
+            mine, saved = getattr(self, name), state[name]
+            if mine.keys() != saved.keys():
+                raise ValueError(f"engine state: {name} keys differ from the model's: {sorted(set(mine) ^ set(saved))}")
+            for k, v in mine.items():
+                v.copy_(saved[k])
 
     def global_state(self, weights: np.ndarray) -> dict[str, torch.Tensor]:
         """The weighted average of all workers' models as a state_dict."""
@@ -133,13 +249,28 @@ class BatchedEngine:
         return state
 
 
+def _grad_or_zero(g: torch.Tensor | None, p: torch.Tensor) -> torch.Tensor:
+    """A parameter the loss does not reach gets gradient zero, as on the vmap path."""
+    return torch.zeros_like(p) if g is None else g
+
+
+# Up to this many segments an average is one GEMM [segments, n] @ [n, numel], which reads
+# the stacked tensor once at GEMM speed; the CPU's index_add_ walks it row by row, ~3x
+# slower on femnist_cnn's 32 x 6.6M weights. With many segments the GEMM's mostly-zero
+# weight matrix would cost more than it saves.
+_GEMM_SEGMENTS = 16
+
+
 def _segment_average(t: torch.Tensor, seg: torch.Tensor, n_segments: int, weight: np.ndarray) -> torch.Tensor:
     """Weighted sum per segment for floating tensors; max for integer counters
     (e.g. BatchNorm's num_batches_tracked), which averaging would not keep integral."""
     with torch.no_grad():
-        if not t.is_floating_point():
-            out = torch.zeros((n_segments, *t.shape[1:]), dtype=t.dtype, device=t.device)
-            return out.scatter_reduce_(0, seg.view(-1, *[1] * (t.dim() - 1)).expand_as(t), t, "amax", include_self=False)
-        w = torch.as_tensor(weight, dtype=t.dtype, device=t.device).view(-1, *[1] * (t.dim() - 1))
         out = torch.zeros((n_segments, *t.shape[1:]), dtype=t.dtype, device=t.device)
-        return out.index_add_(0, seg, t * w)
+        if not t.is_floating_point():
+            return out.scatter_reduce_(0, seg.view(-1, *[1] * (t.dim() - 1)).expand_as(t), t, "amax", include_self=False)
+        w = torch.as_tensor(weight, dtype=t.dtype, device=t.device)
+        if n_segments <= _GEMM_SEGMENTS:
+            dense = torch.zeros((n_segments, len(seg)), dtype=t.dtype, device=t.device)
+            dense[seg, torch.arange(len(seg), device=t.device)] = w
+            return torch.mm(dense, t.reshape(len(seg), -1)).view(out.shape)
+        return out.index_add_(0, seg, t * w.view(-1, *[1] * (t.dim() - 1)))

@@ -58,6 +58,16 @@ class LoopEngine:
             for j in members:
                 self.models[j].load_state_dict(avg)
 
+    def state_dict(self) -> dict[str, list]:
+        """Every worker's model and optimizer state, for checkpoints."""
+        return {"models": [m.state_dict() for m in self.models], "optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state: dict[str, list]) -> None:
+        for model, saved in zip(self.models, state["models"]):
+            model.load_state_dict(saved)
+        for opt, saved in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(saved)
+
     def global_state(self, weights: np.ndarray) -> dict[str, torch.Tensor]:
         return self._weighted_state(np.arange(self.data.n_workers), weights)
 

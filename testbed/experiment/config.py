@@ -9,7 +9,6 @@ import dataclasses
 import json
 import math
 import re
-import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
