@@ -1,5 +1,5 @@
 """Run folders: ``reports/<topology>/<run-id>/``, written so that a crash never leaves a
-file that looks finished. Every file goes through a temporary file, fsync and rename;
+file that looks finished. Every file is written atomically (``testbed.files``);
 ``report.html`` and the ``latest`` pointer are written last."""
 
 from __future__ import annotations
@@ -10,56 +10,16 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from testbed.files import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+
+__all__ = ["atomic_write_bytes", "atomic_write_csv", "atomic_write_json", "atomic_write_text",
+           "new_run_dir", "point_latest", "provenance", "safe_name"]
 
 PACKAGES = ("hsgd-testbed", "torch", "torchvision", "numpy", "simpy", "networkx", "pandas", "plotly")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, value: Any) -> None:
-    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=False, allow_nan=False) + "\n")
-
-
-def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
-    atomic_write_text(path, frame.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def new_run_dir(reports_root: Path, topology: str, tag: str, config: dict[str, Any]) -> Path:

@@ -7,13 +7,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import plotly.offline
 
+from testbed.files import atomic_write_text
 from testbed.report.markup import esc, notes_list
 from testbed.report.runfolder import RunFolder, load_run
 from testbed.report.sections import DEFAULT_SECTIONS, Section, SectionBuilder
@@ -56,7 +55,7 @@ def build_report(run_dir: str | Path, *, extra_sections: Sequence[SectionBuilder
         log.info("report: %s", note)
     page = render_page(run, (*DEFAULT_SECTIONS, *extra_sections))
     target = run.path / REPORT_FILE
-    write_atomic(target, page)
+    atomic_write_text(target, page)
     log.info("report written to %s (%.1f MB)", target, len(page) / 1e6)
     return target
 
@@ -116,33 +115,3 @@ def _model_text(run: RunFolder) -> str:
     if run.model_bytes is not None:
         parts.append(f"{run.model_bytes:,} bytes per model transfer")
     return ", ".join(parts) or "—"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder, fsync, rename: a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -15,7 +15,6 @@ of the bounds does not depend on that choice.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd

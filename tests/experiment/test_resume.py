@@ -1,6 +1,5 @@
 """Kill an experiment with SIGKILL at random points, resume it, get the same metrics."""
 
-import os
 import signal
 import subprocess
 import sys

@@ -1,11 +1,8 @@
-import os
 import re
 
 import plotly.offline
-import pytest
 
 from testbed.report import REPORT_FILE, Section, build_report, load_run, render_page
-from testbed.report.page import write_atomic
 from testbed.report.sections import DEFAULT_SECTIONS
 
 EVIL = "<script>alert(1)</script>"
@@ -85,18 +82,3 @@ def test_a_failing_section_shows_its_error_and_the_rest_still_renders(run_dir, c
     assert "RuntimeError: no &lt;b&gt;divergence&lt;/b&gt; columns" in page
     assert "fig-topology" in page
     assert "report section broken failed" in caplog.text
-
-
-def test_write_atomic_replaces_whole_file_and_cleans_up_on_failure(tmp_path, monkeypatch):
-    target = tmp_path / "report.html"
-    write_atomic(target, "old")
-    assert target.read_text() == "old" and oct(target.stat().st_mode & 0o777) == "0o644"
-
-    def fail(*args):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError, match="disk full"):
-        write_atomic(target, "new")
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
