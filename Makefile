@@ -15,7 +15,7 @@ RUN    ?= $(REPORTS)/$(TOPO)/latest
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: TOPO=$(TOPO) PRESET=$(PRESET) SET=\"key=value ...\" RUN=$(RUN) TRACE=\"NAME=path.csv ...\""
+	@echo "  variables: TOPO=$(TOPO) PRESET=$(PRESET) SET=\"key=value ...\" RUN=$(RUN) TRACE=\"NAME=path.csv ...\" RESUME=run-folder BENCH_ARGS=--quick"
 
 install: $(STAMP)  ## create .venv and install the package with its dev extra
 
@@ -43,6 +43,9 @@ test: $(STAMP) browser  ## run the test suite (slow tests excluded; installs chr
 
 test-slow: $(STAMP)  ## run only the slow tests
 	$(BIN)/pytest -q -m slow
+
+bench: $(STAMP)  ## engine and network benchmarks (BENCH_ARGS="--quick" for a smoke run); figures go to bench/results/
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 browser:  ## install Debian's chromium for the report test (needs root; tolerated if it fails)
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium could not be installed; the browser test will be skipped"

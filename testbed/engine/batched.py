@@ -9,9 +9,12 @@ Parameters, buffers and momentum are dicts of tensors with a leading worker dime
 * ``vmap`` (any other model): ``vmap(grad(functional_call))``.
 
 then updates them with fused SGD kernels (:mod:`testbed.engine.sgd`). An aggregation is
-one weighted segment mean per tensor. The worker dimension is processed in chunks of at
-most ``chunk_workers`` (contiguous slices are views, so chunking copies nothing); a
-distributed backend would hand each rank one such slice.
+one weighted segment mean per tensor (:mod:`testbed.engine.segments`). The worker
+dimension is processed in chunks of at most ``chunk_workers`` (contiguous slices are
+views, so chunking copies nothing); a distributed backend would hand each rank one slice.
+
+Device-agnostic: nothing here assumes the CPU, and a step does not synchronise with the
+device (the full-batch padding check is done once per Batch object).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from torch.func import functional_call, grad, vmap
 from testbed.engine.aggregation import AggregationPlan
 from testbed.engine.batches import Batch, WorkerData
 from testbed.engine.fused import FusedForward, GradSink, MemoryFormat, Unsupported
+from testbed.engine.segments import Segments
 from testbed.engine.sgd import sgd_update, sgd_update_sunk
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -80,7 +84,8 @@ class BatchedEngine:
         # Full local batches of unequal size are padded with zero-weight rows; batch norm
         # would still see the padding, so such models step each size group on its own.
         self._bucket_full_batches = has_batch_norm(self.model)
-        self._max_count = int(data.counts.max())
+        self._counts = data.counts.cpu().numpy()  # on the host once: no device sync per step
+        self._max_count = int(self._counts.max())
         self._padding_of: tuple[torch.Tensor, bool] | None = None
         self.fused: FusedForward | None = None
         self.fallback_reason: str | None = None
@@ -117,11 +122,10 @@ class BatchedEngine:
         n = self.data.n_workers
         device = self.data.x.device
         losses = torch.full((n,), float("nan"), device=device)
-        counts = self.data.counts
         full_unequal = batch.index.shape[1] == self._max_count and self._has_padding(batch)
         if full_unequal and self._bucket_full_batches:
-            for c in torch.unique(counts).tolist():
-                mask = (counts == c).cpu().numpy() & (np.ones(n, bool) if active is None else active)
+            for c in np.unique(self._counts).tolist():
+                mask = (self._counts == c) & (np.ones(n, bool) if active is None else active)
                 if mask.any():
                     rows = torch.as_tensor(np.flatnonzero(mask), device=device)
                     self._step_chunks(rows, Batch(batch.index[rows, :c], batch.weight[rows, :c]), lr, losses)
@@ -196,18 +200,10 @@ class BatchedEngine:
     def average(self, plan: AggregationPlan) -> None:
         """Replace each segment's members by the segment's weighted average. Momentum stays
         local (as with one optimizer per worker); buffers are averaged with the parameters."""
-        device = self.data.x.device
-        seg = torch.as_tensor(plan.segment, device=device)
-        members = None if plan.covers_all else torch.as_tensor(np.flatnonzero(plan.segment >= 0), device=device)
+        segments = Segments(plan.segment, plan.weight, plan.n_segments, self.data.x.device)
         for tensors in (self.params, self.buffers):
             for t in tensors.values():
-                src = t if members is None else t[members]
-                s = seg if members is None else seg[members]
-                avg = _segment_average(src, s, plan.n_segments, plan.weight[plan.segment >= 0])
-                if members is None:  # written straight into the stacked tensor, no temporary
-                    torch.index_select(avg, 0, s, out=t)
-                else:
-                    t[members] = avg[s]
+                segments.average_(t)
 
     def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
         """The stacked worker state and momentum, for checkpoints."""
@@ -222,31 +218,10 @@ class BatchedEngine:
                 for k, t in mine.items():
                     t.copy_(saved[k])
 
-    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
-        """Every worker's stacked parameters, buffers and momenta, for checkpoints."""
-        return {
-            "params": {k: v.detach().clone() for k, v in self.params.items()},
-            "buffers": {k: v.detach().clone() for k, v in self.buffers.items()},
-            "momenta": {k: v.detach().clone() for k, v in self.momenta.items()},
-        }
-
-    def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
-        """Copy a :meth:`state_dict` back in place (the stacked tensors keep their storage)."""
-        for name in ("params", "buffers", "momenta"):
-            mine, saved = getattr(self, name), state[name]
-            if mine.keys() != saved.keys():
-                raise ValueError(f"engine state: {name} keys differ from the model's: {sorted(set(mine) ^ set(saved))}")
-            for k, v in mine.items():
-                v.copy_(saved[k])
-
     def global_state(self, weights: np.ndarray) -> dict[str, torch.Tensor]:
         """The weighted average of all workers' models as a state_dict."""
-        seg = torch.zeros(self.data.n_workers, dtype=torch.int64, device=self.data.x.device)
-        state = {}
-        for tensors in (self.params, self.buffers):
-            for k, t in tensors.items():
-                state[k] = _segment_average(t, seg, 1, weights)[0].clone()
-        return state
+        everyone = Segments(np.zeros(self.data.n_workers, np.int64), weights, 1, self.data.x.device)
+        return {k: everyone.reduce(t)[0].clone() for tensors in (self.params, self.buffers) for k, t in tensors.items()}
 
 
 def _grad_or_zero(g: torch.Tensor | None, p: torch.Tensor) -> torch.Tensor:
@@ -254,23 +229,3 @@ def _grad_or_zero(g: torch.Tensor | None, p: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(p) if g is None else g
 
 
-# Up to this many segments an average is one GEMM [segments, n] @ [n, numel], which reads
-# the stacked tensor once at GEMM speed; the CPU's index_add_ walks it row by row, ~3x
-# slower on femnist_cnn's 32 x 6.6M weights. With many segments the GEMM's mostly-zero
-# weight matrix would cost more than it saves.
-_GEMM_SEGMENTS = 16
-
-
-def _segment_average(t: torch.Tensor, seg: torch.Tensor, n_segments: int, weight: np.ndarray) -> torch.Tensor:
-    """Weighted sum per segment for floating tensors; max for integer counters
-    (e.g. BatchNorm's num_batches_tracked), which averaging would not keep integral."""
-    with torch.no_grad():
-        out = torch.zeros((n_segments, *t.shape[1:]), dtype=t.dtype, device=t.device)
-        if not t.is_floating_point():
-            return out.scatter_reduce_(0, seg.view(-1, *[1] * (t.dim() - 1)).expand_as(t), t, "amax", include_self=False)
-        w = torch.as_tensor(weight, dtype=t.dtype, device=t.device)
-        if n_segments <= _GEMM_SEGMENTS:
-            dense = torch.zeros((n_segments, len(seg)), dtype=t.dtype, device=t.device)
-            dense[seg, torch.arange(len(seg), device=t.device)] = w
-            return torch.mm(dense, t.reshape(len(seg), -1)).view(out.shape)
-        return out.index_add_(0, seg, t * w.view(-1, *[1] * (t.dim() - 1)))

@@ -1,0 +1,163 @@
+"""Event-layer benchmark: what pricing a run on the simulated network costs.
+
+    python bench/network.py [--workers 1000] [--rounds 1000] [--retime-workers 100] [--retime-aggregations 10000]
+
+1. Event layer: n workers on a three-level topology (cloud -> regional servers -> edge
+   servers -> workers; periods 8, 4, 2, so every second iteration is an aggregation
+   round), the synthetic dataset and logistic-regression model trained with
+   ``testbed.simulate`` and priced as it trains by the experiment runner's
+   ``NetworkTimer`` on a ``testbed.net.NetworkClock``. Reported: the fraction of the
+   total run time spent in the clock (its ``on_step``/``on_eval`` callbacks), and events
+   per second of clock time. Run once with the clock's automatic backend (vectorised
+   rounds where exact) and once forcing every round through SimPy.
+2. Re-time: seconds for ``price_schedule`` (the core of ``testbed retime``) to re-price
+   a run of the given number of aggregation rounds without training, on a 100-worker
+   three-level topology (each round aggregates several subtrees) and on a star
+   (local SGD: one aggregation per round).
+
+Prints a table and appends it to bench/results/<device>.json (device: the CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import networkx as nx
+import torch
+
+import testbed
+from common import save_results, table
+from testbed.data import load_dataset, make_federated
+from testbed.experiment.runner import NetworkTimer
+from testbed.models import build_model, count_parameters
+from testbed.net import NetworkClock, load_topology, price_schedule
+
+PERIODS = (8, 4, 2)  # cloud, regional, edge: one aggregation round every 2 iterations
+COMPUTE_MS = 4.0
+
+
+def three_level(n_workers: int, fan_out: tuple[int, int] = (10, 10)) -> nx.Graph:
+    """cloud -> fan_out[0] regional servers -> fan_out[1] edge servers each -> workers,
+    n_workers spread evenly over the edge servers (all attributes per testbed.net.rules)."""
+    regions, edges_per_region = fan_out
+    n_edges = regions * edges_per_region
+    if n_workers % n_edges:
+        raise ValueError(f"n_workers ({n_workers}) must be a multiple of the {n_edges} edge servers")
+    g = nx.Graph(name=f"bench3level-{n_workers}")
+    g.add_node("cloud", role="cloud", period=PERIODS[0])
+    w = 0
+    for r in range(regions):
+        region = f"r{r}"
+        g.add_node(region, role="server", period=PERIODS[1])
+        g.add_edge("cloud", region, latency_ms=20.0, bandwidth_mbps=10_000.0)
+        for e in range(edges_per_region):
+            edge = f"{region}-e{e}"
+            g.add_node(edge, role="server", period=PERIODS[2])
+            g.add_edge(region, edge, latency_ms=5.0, bandwidth_mbps=1_000.0)
+            for _ in range(n_workers // n_edges):
+                g.add_node(f"w{w}", role="worker", compute_ms=COMPUTE_MS)
+                g.add_edge(edge, f"w{w}", latency_ms=10.0, up_mbps=20.0, down_mbps=150.0)
+                w += 1
+    return g
+
+
+class TimedTimer(NetworkTimer):
+    """The runner's NetworkTimer, with the wall-clock time spent inside it summed up."""
+
+    def __init__(self, clock: NetworkClock):
+        super().__init__(clock)
+        self.seconds = 0.0
+
+    def on_step(self, t, aggregated, participants) -> None:
+        start = time.perf_counter()
+        super().on_step(t, aggregated, participants)
+        self.seconds += time.perf_counter() - start
+
+    def on_eval(self, row) -> None:
+        start = time.perf_counter()
+        super().on_eval(row)
+        self.seconds += time.perf_counter() - start
+
+
+def count_events(clock: NetworkClock) -> int:
+    frame = getattr(clock, "events_frame", None)
+    return len(frame()) if frame is not None else len(clock.events)
+
+
+def event_layer(n_workers: int, rounds: int, clock_engine: str) -> dict:
+    topo = load_topology(three_level(n_workers))
+    ds = load_dataset("synthetic", n_workers=n_workers, seed=0)
+    fed = make_federated(ds, n_workers=n_workers, scheme="natural", seed=0)
+    model = build_model("logreg", input_shape=ds.input_shape, num_classes=ds.num_classes, seed=0)
+    clock = NetworkClock(topo, model_bytes=4 * count_parameters(model), seed=0, engine=clock_engine)
+    timer = TimedTimer(clock)
+    iterations = rounds * PERIODS[2]
+    start = time.perf_counter()
+    testbed.simulate(
+        model, fed, topo.nested_tree, topo.periods, iterations=iterations, lr=0.05, batch_size=10,
+        eval_every=max(1, iterations // 20), seed=0, device="cpu", callbacks=[timer],
+    )  # fmt: skip
+    total = time.perf_counter() - start
+    events = count_events(clock)
+    return {
+        "what": f"event layer ({clock_engine})", "workers": n_workers, "aggregation_rounds": rounds,
+        "iterations": iterations, "total_s": total, "network_s": timer.seconds,
+        "network_fraction": timer.seconds / total, "events": events, "events_per_s": events / timer.seconds,
+        "rounds_by_engine": str(getattr(clock, "rounds_by_engine", "")), "target": "network_fraction < 0.05",
+        "holds": timer.seconds / total < 0.05,
+    }  # fmt: skip
+
+
+def star(n_workers: int) -> nx.Graph:
+    """Local SGD: every worker straight under the cloud, which averages every iteration."""
+    g = nx.Graph(name=f"benchstar-{n_workers}")
+    g.add_node("cloud", role="cloud", period=1)
+    for w in range(n_workers):
+        g.add_node(f"w{w}", role="worker", compute_ms=COMPUTE_MS)
+        g.add_edge("cloud", f"w{w}", latency_ms=30.0, up_mbps=20.0, down_mbps=150.0)
+    return g
+
+
+def retime(graph: nx.Graph, aggregations: int, period: int, label: str) -> dict:
+    """Re-price a run with ``aggregations`` aggregation rounds (one every ``period`` iterations)."""
+    topo = load_topology(graph)
+    start = time.perf_counter()
+    clock = price_schedule(topo, aggregations * period, model_bytes=4 * 610, seed=0)
+    seconds = time.perf_counter() - start
+    events = count_events(clock)
+    return {
+        "what": f"re-time, {label}", "workers": topo.n_workers, "aggregation_rounds": aggregations,
+        "iterations": aggregations * period, "total_s": seconds, "network_s": seconds, "network_fraction": None,
+        "events": events, "events_per_s": events / seconds, "rounds_by_engine": str(getattr(clock, "rounds_by_engine", "")),
+        "target": "total_s < 2", "holds": seconds < 2.0,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=1000, help="aggregation rounds of the event-layer run")
+    parser.add_argument("--retime-workers", type=int, default=100)
+    parser.add_argument("--retime-aggregations", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 100 workers, 20 rounds, nothing saved")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.workers, args.rounds, args.retime_aggregations = 100, 20, 200
+    rows = [
+        event_layer(args.workers, args.rounds, "auto"),
+        event_layer(args.workers, args.rounds, "simpy"),
+        # a round aggregates ~5.75 subtrees here (10 edge, 2 regional or 1 cloud at a time) ...
+        retime(three_level(args.retime_workers, fan_out=(2, 5)), args.retime_aggregations, PERIODS[2], "three-level"),
+        # ... and exactly one in local SGD
+        retime(star(args.retime_workers), args.retime_aggregations, 1, "star (local SGD)"),
+    ]
+    print(table(rows))
+    if args.quick:
+        print("quick run: results not saved")
+        return
+    save_results("network", torch.device("cpu"), rows)
+
+
+if __name__ == "__main__":
+    main()
