@@ -140,7 +140,11 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
     done_events = _read_csv(run_dir / "events.csv")
     done = set() if done_metrics is None else set(zip(done_metrics.spec, done_metrics.seed))
     metrics = [] if done_metrics is None else [done_metrics]
-    events = [] if done_events is None else [done_events]
+    events = []
+    if done_events is not None:  # metrics.csv is written last: events of unfinished pairs are stale
+        labels = {a.label: a.spec for a in setup.algorithms}
+        finished = [(labels.get(a), s) in done for a, s in zip(done_events.algorithm, done_events.seed)]
+        events = [done_events[finished]]
     schedule_file = run_dir / "schedule.json"
     schedules = json.loads(schedule_file.read_text()) if schedule_file.exists() else {}
     for seed in setup.config.seeds:
@@ -154,10 +158,11 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
             metrics.append(rows)
             events.append(algo_events)
             schedules[f"{algorithm.spec}|{seed}"] = participants
-            rundir.atomic_write_csv(run_dir / "metrics.csv", pd.concat(metrics, ignore_index=True))
             rundir.atomic_write_csv(run_dir / "events.csv", pd.concat(events, ignore_index=True))
             rundir.atomic_write_json(schedule_file, schedules)
-            path.unlink(missing_ok=True)  # the pair is in metrics.csv now
+            # last: a pair counts as finished once it is in metrics.csv
+            rundir.atomic_write_csv(run_dir / "metrics.csv", pd.concat(metrics, ignore_index=True))
+            path.unlink(missing_ok=True)
     finish(run_dir)
     return run_dir
 
