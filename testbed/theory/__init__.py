@@ -11,14 +11,11 @@ from testbed.theory.bounds import (
     C_WANG,
     BoundTerms,
     LevelCoefficients,
-    TwoLevelShape,
     corollary1_bound,
     multilevel_coefficients,
-    multilevel_shape,
     theorem1_bound,
     theorem2_bound,
     theorem3_bound,
-    two_level_shape,
 )
 from testbed.theory.divergence import (
     Divergences,
@@ -38,6 +35,7 @@ from testbed.theory.sandwich import (
     sandwich_multilevel_noise,
     sandwich_noise,
 )
+from testbed.theory.shapes import TwoLevelShape, multilevel_shape, two_level_shape
 
 __all__ = [
     "C_WANG",

@@ -12,12 +12,11 @@ import pytest
 from testbed.theory.bounds import (
     corollary1_bound,
     multilevel_coefficients,
-    multilevel_shape,
     theorem1_bound,
     theorem2_bound,
     theorem3_bound,
-    two_level_shape,
 )
+from testbed.theory.shapes import multilevel_shape, two_level_shape
 from testbed.tree import AggregationTree
 
 TERMS = (
