@@ -24,8 +24,11 @@ comm up to its own down-path duration, the rest wait. A round's broadcast starts
 once the previous broadcast in that subtree has arrived everywhere, so rounds never
 overlap on a link (this can only bind under partial participation).
 
-Each round is priced in closed form when that is exact (no shared link can saturate),
-else by the SimPy flow simulation; ``rounds_by_engine`` counts which.
+The subtrees whose rounds complete the averaging at one iteration are disjoint, so
+they are priced together, one :class:`~testbed.net.schedule.Forest` per level of their
+top servers: in closed form when that is exact for all of them (no shared link can
+saturate), else by the SimPy flow simulation. ``rounds_by_engine`` counts the subtree
+rounds each backend priced.
 """
 
 from __future__ import annotations
@@ -42,14 +45,7 @@ from .events import Event, EventLog
 from .links import LinkModel, seed_roots
 from .probe import DEFAULT_WINDOW_BYTES
 from .sampling import SamplerBank, make_sampler
-from .schedule import (
-    TreeIndex,
-    plan_round,
-    simpy_round,
-    solo_rates,
-    solo_rates_fit,
-    vector_round,
-)
+from .schedule import Forest, TreeIndex, plan_round, simpy_round, solo_rates, solo_rates_fit, vector_round
 from .topology import Topology, load_topology
 
 
@@ -124,7 +120,7 @@ class NetworkClock:
         # which subtrees aggregate at t repeats with the cloud's period (all periods divide it);
         # filled as iterations reach each phase, so a huge period costs no memory up front
         self._period0 = topo.tree.servers[0].period
-        self._tops: dict[int, list[int]] = {}
+        self._tops: dict[int, list[Forest]] = {}
         self._log = EventLog(topo, self._idx, float(model_bytes), full=record == "all")
 
     # ---- the main loop ------------------------------------------------------------------
@@ -140,16 +136,20 @@ class NetworkClock:
         step = self._iteration_s(part)
         self._clock += step
         self._compute += step
-        for sid in self._top_servers(t):
-            self._aggregate(t, sid, part)
+        for forest in self._top_forests(t):
+            self._aggregate(t, forest, part)
         self.t = t
         return self.now_s
 
-    def _top_servers(self, t: int) -> list[int]:
-        """Ids of the subtrees whose aggregation completes the averaging at iteration t."""
+    def _top_forests(self, t: int) -> list[Forest]:
+        """The subtrees whose aggregation completes the averaging at iteration t, one
+        forest per level of their top servers."""
         phase = t % self._period0
         if phase not in self._tops:
-            self._tops[phase] = [s.id for s in self.tree.top_aggregating(phase or self._period0)]
+            by_level: dict[int, list[int]] = {}
+            for s in self.tree.top_aggregating(phase or self._period0):
+                by_level.setdefault(s.level, []).append(s.id)
+            self._tops[phase] = [self._idx.forest(by_level[l]) for l in sorted(by_level)]
         return self._tops[phase]
 
     @property
@@ -251,43 +251,47 @@ class NetworkClock:
             )
         return self._all if p.all() else p  # everyone: take the fast path
 
-    def _aggregate(self, t: int, sid: int, part: np.ndarray) -> None:
-        idx, M, S = self._idx, self._idx.M, float(self.config.model_bytes)
-        sub = idx.subtree(sid)
-        plan = plan_round(idx, self._links, sub, None if part is self._all else part)
-        if plan is None:
-            return  # nobody below this server takes part: nothing is sent
-        l, r = sub.level, sub.ranges
-        lo, hi = r[M]
-        floor = float(self._delivered[lo:hi].max())
+    def _aggregate(self, t: int, forest: Forest, part: np.ndarray) -> None:
+        """Price the rounds of every subtree of ``forest`` at once (they share no link)."""
+        M, S = self._idx.M, float(self.config.model_bytes)
+        if part is not self._all:
+            on = np.logical_or.reduceat(part[forest.nodes[M]], forest.worker_seg)
+            if not on.all():  # a subtree with nobody taking part sends nothing
+                if not on.any():
+                    return
+                forest = self._idx.forest([s for s, o in zip(forest.roots, on) if o])
+        plan = plan_round(self._idx, self._links, forest, None if part is self._all else part)
+        l, at = forest.level, forest.at[M]
+        floor = np.maximum.reduceat(self._delivered[at], forest.worker_seg)
         window = self.config.window_bytes
-        rates = solo_rates(idx, plan, window) if self.engine != "simpy" else None
-        if rates is not None and solo_rates_fit(idx, plan, *rates):
-            tm = vector_round(idx, plan, self._clock, floor, S, rates)
-            self.rounds_by_engine["vector"] += 1
+        rates = solo_rates(plan, window) if self.engine != "simpy" else None
+        if rates is not None and solo_rates_fit(self._idx, plan, *rates):
+            tm = vector_round(plan, self._clock, floor, S, rates)
+            self.rounds_by_engine["vector"] += len(forest.roots)
         else:  # a shared link may saturate: simulate the flows
-            tm = simpy_round(idx, plan, self._clock, floor, S, window)
-            self.rounds_by_engine["simpy"] += 1
-        up_chain, down_chain = np.zeros(1), np.zeros(1)
-        for d in range(l + 1, M + 1):  # own-path transfer time from s down to each node
-            up_chain = (tm.up_end[d] - tm.up_start[d]) + up_chain[sub.pp[d]]
-            down_chain = (tm.down_end[d] - tm.down_start[d]) + down_chain[sub.pp[d]]
-        c = self._clock[lo:hi]
+            tm = simpy_round(plan, self._clock, floor, S, window)
+            self.rounds_by_engine["simpy"] += len(forest.roots)
+        up_chain = down_chain = np.zeros(len(forest.roots))
+        for d in range(l + 1, M + 1):  # own-path transfer time from the top down to each node
+            up_chain = (tm.up_end[d] - tm.up_start[d]) + up_chain[forest.pp[d]]
+            down_chain = (tm.down_end[d] - tm.down_start[d]) + down_chain[forest.pp[d]]
+        c = self._clock[at]
         deliver = tm.down_end[M]
-        if plan.active[M] is sub.full[M]:  # everyone took part
+        if plan.active[M] is forest.full[M]:  # everyone took part
             comm = up_chain + down_chain
-            self._wait[lo:hi] += (deliver - c) - comm
-            self._clock[lo:hi] = deliver
+            self._wait[at] += (deliver - c) - comm
+            self._clock[at] = deliver
         else:
             on = plan.active[M]
             blocked = np.maximum(deliver - c, 0.0)
             comm = np.where(on, up_chain + down_chain, np.minimum(blocked, down_chain))
-            self._wait[lo:hi] += np.where(on, deliver - c, blocked) - comm
-            self._clock[lo:hi] = np.where(on, deliver, np.maximum(c, deliver))
-        self._comm[lo:hi, l] += comm
-        self._delivered[lo:hi] = deliver
+            self._wait[at] += np.where(on, deliver - c, blocked) - comm
+            self._clock[at] = np.where(on, deliver, np.maximum(c, deliver))
+        self._comm[at, l] += comm
+        self._delivered[at] = deliver
         if self.config.record != "none":
-            self._log.append(t, sub, plan.active, tm)
+            self._log.append(t, forest, plan.active, tm)
+
 
 def price_schedule(
     topology: Topology | nx.Graph | str | os.PathLike,

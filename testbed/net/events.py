@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .schedule import RoundTimes, Subtree, TreeIndex
+from .schedule import Forest, RoundTimes, TreeIndex
 from .topology import Topology
 
 KINDS = ("up", "down", "barrier", "aggregate")
@@ -46,11 +46,11 @@ class EventLog:
         self._gid = [np.array([pos[nm] for nm in idx.level_nodes[d]], dtype=np.int64) for d in range(idx.M)]
         self._gid.append(len(topo.server_nodes) + np.arange(topo.n_workers, dtype=np.int64))
         self._names = list(topo.server_nodes) + list(topo.worker_nodes)
-        self._rounds: list[tuple] = []  # (t, subtree, activity, RoundTimes)
+        self._rounds: list[tuple] = []  # (t, forest, activity, RoundTimes)
         self._cache: list[Event] | None = None
 
-    def append(self, t: int, sub: Subtree, active: list, tm: RoundTimes) -> None:
-        self._rounds.append((t, sub, active, tm))
+    def append(self, t: int, forest: Forest, active: list, tm: RoundTimes) -> None:
+        self._rounds.append((t, forest, active, tm))
         self._cache = None
 
     @property
@@ -77,41 +77,52 @@ class EventLog:
         frame["peer"] = names[cols["peer"]]  # -1 -> ""
         return pd.DataFrame(frame)
 
-    def _rows(self, t: int, sub: Subtree, active: list, tm: RoundTimes) -> np.ndarray:
-        M, l, r = self._idx.M, sub.level, sub.ranges
+    def _rows(self, t: int, forest: Forest, active: list, tm: RoundTimes) -> np.ndarray:
+        """The forest's records, subtree by subtree (each in the order of :attr:`events`),
+        with a last row holding the subtree's first worker (to order subtrees across forests)."""
+        M, l, nodes = self._idx.M, forest.level, forest.nodes
         size = self.model_bytes
-        blocks = []
+        blocks, roots = [], []
 
         def block(kind: int, d: int, sel: np.ndarray, start, end, size_b, peer: bool = True) -> None:
             k = len(sel)
-            node = self._gid[d][r[d][0] + sel]
-            pp = self._gid[d - 1][r[d - 1][0] + sub.pp[d][sel]] if peer else np.full(k, -1)
+            node = self._gid[d][nodes[d][sel]]
+            pp = self._gid[d - 1][nodes[d - 1][forest.pp[d][sel]]] if peer else np.full(k, -1)
             blocks.append(np.stack([np.full(k, t), np.full(k, kind), np.full(k, l), node, pp,
                                     start[sel], end[sel], np.broadcast_to(size_b, k)]))
+            roots.append(forest.root_of[d][sel])
 
-        n_up = sum(int(active[d].sum()) for d in range(l + 1, M + 1))
-        n_down = sum(r[d][1] - r[d][0] for d in range(l + 1, M + 1))
         if self.full:
             for d in range(M, l, -1):
                 block(_UP, d, np.flatnonzero(active[d]), tm.up_start[d], tm.up_end[d], size)
             for d in range(M - 1, l - 1, -1):
-                kids = np.add.reduceat(active[d + 1].astype(float), sub.seg[d])
+                kids = np.add.reduceat(active[d + 1].astype(float), forest.seg[d])
                 sel = np.flatnonzero(active[d])
                 block(_BARRIER, d, sel, tm.first_arrival[d], tm.barrier[d], size * kids[sel], peer=False)
             for d in range(l + 1, M + 1):
-                block(_DOWN, d, np.arange(r[d][1] - r[d][0]), tm.down_start[d], tm.down_end[d], size)
-        on = active[M]
-        agg = [t, _AGG, l, self._gid[l][r[l][0]], -1, float(np.min(tm.up_start[M][on])),
-               float(np.max(tm.down_end[M])), size * (n_up + n_down)]
-        blocks.append(np.array(agg, dtype=float)[:, None])
-        return np.concatenate(blocks, axis=1)
+                block(_DOWN, d, np.arange(len(nodes[d])), tm.down_start[d], tm.down_end[d], size)
+        # one aggregate record per subtree: first send to last delivery, all bytes moved
+        moved = np.zeros(len(forest.roots))
+        for d in range(l + 1, M + 1):
+            moved += np.bincount(forest.root_of[d], weights=active[d] + 1.0, minlength=len(moved))  # up + down
+        first = np.fmin.reduceat(np.where(active[M], tm.up_start[M], np.nan), forest.worker_seg)
+        last = np.maximum.reduceat(tm.down_end[M], forest.worker_seg)
+        k = np.arange(len(forest.roots))
+        block(_AGG, l, k, first, last, size * moved, peer=False)
+        roots[-1] = k
+        order = np.argsort(np.concatenate(roots), kind="stable")
+        rows = np.concatenate(blocks, axis=1)[:, order]
+        first_worker = nodes[M][forest.worker_seg][np.concatenate(roots)[order]]
+        return np.concatenate([rows, first_worker[None].astype(float)])
 
     def _columns(self) -> dict[str, np.ndarray]:
         rows = [self._rows(*entry) for entry in self._rounds]
-        data = np.concatenate(rows, axis=1) if rows else np.empty((len(_COLUMNS), 0))
+        data = np.concatenate(rows, axis=1) if rows else np.empty((len(_COLUMNS) + 1, 0))
+        t, first_worker = data[0], data[-1]
+        # forests of one iteration on different levels interleave left to right
+        if np.any((np.diff(t) == 0) & (np.diff(first_worker) < 0)):
+            data = data[:, np.lexsort((first_worker, t))]
         out = {c: data[i] for i, c in enumerate(_COLUMNS)}
         for c in ("t", "kind", "level", "node", "peer"):
             out[c] = out[c].astype(np.int64)
         return out
-
-

@@ -6,6 +6,11 @@ sends its model to its bottom server; a server waits for all its participating c
 the average goes back down hop by hop to every worker of the subtree. A transfer over a
 hop costs the hop's one-way latency and then its bytes at the flow's max-min share.
 
+The servers that complete an averaging at the same iteration head disjoint subtrees
+(:meth:`AggregationTree.top_aggregating`), so their rounds are independent: a
+:class:`Forest` groups those on one level and every function here prices all of them
+at once, level by level (100 edge servers cost about what one does).
+
 Two backends compute the same round:
 
 * ``simpy``: SimPy processes per transfer and server over :class:`FlowNetwork`; general
@@ -18,13 +23,15 @@ Two backends compute the same round:
 
 Random draws happen in :func:`plan_round`, before either backend runs, in a fixed order
 (bandwidth samples by link id; up-hop RTTs level by level from the workers up; down-hop
-RTTs from the top down; left to right within a level), so both backends see identical
-samples and the result does not depend on event order.
+RTTs from the top down; left to right within a level). Every link has its own sampler
+and belongs to one subtree, so each link sees the same sequence of draws whether its
+subtree is priced alone or in a forest, and the result does not depend on event order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import simpy
@@ -32,6 +39,21 @@ import simpy
 from .flows import FlowNetwork, directed
 from .links import LinkModel, window_cap
 from .topology import Topology
+
+
+def concat_ranges(starts: np.ndarray, counts: np.ndarray, *, reverse: bool = False) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])`` without a
+    Python loop; ``reverse``: each range backwards."""
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if len(ends) else 0
+    if reverse:
+        return np.repeat(starts + ends - 1, counts) - np.arange(total)
+    return np.repeat(starts - ends + counts, counts) + np.arange(total)
+
+
+def _starts(counts: np.ndarray) -> np.ndarray:
+    """Segment starts of consecutive segments of the given lengths."""
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
 
 
 class TreeIndex:
@@ -51,13 +73,11 @@ class TreeIndex:
                 self.server_pos[s.id] = (d, pos)
         self.level_nodes.append(list(topo.worker_nodes))
         pos_of = [{n: i for i, n in enumerate(nodes)} for nodes in self.level_nodes]
-        self.parent_pos: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
         self.child_start: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
         for d in range(1, M + 1):
             pp = np.array([pos_of[d - 1][topo.agg_parent[n]] for n in self.level_nodes[d]], dtype=np.int64)
             if np.any(np.diff(pp) < 0):
                 raise AssertionError("children must be contiguous in level order")
-            self.parent_pos.append(pp)
             counts = np.bincount(pp, minlength=len(self.level_nodes[d - 1]))
             self.child_start.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
         # hops: uplink links of each node, bottom first, as CSR per level
@@ -84,53 +104,94 @@ class TreeIndex:
             keep = compact[self.hop_links[d]] >= 0
             self.share_pos.append(pos[keep])
             self.share_link.append(compact[self.hop_links[d]][keep])
-        self._subtrees: dict[int, Subtree] = {}
 
-    def hop_slice(self, d: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        """(links, per-node counts) of the hops of nodes lo..hi-1 at level d."""
-        p = self.hop_ptr[d]
-        return self.hop_links[d][p[lo] : p[hi]], np.diff(p[lo : hi + 1])
+    def forest(self, sids: Sequence[int]) -> "Forest":
+        """Index arrays of the subtrees of servers ``sids`` (one level, disjoint), left to right."""
+        levels = {self.server_pos[s][0] for s in sids}
+        if len(levels) != 1:
+            raise ValueError(f"a forest's top servers must share one level, got servers {list(sids)}")
+        (l,) = levels
+        M = self.M
+        nodes: list = [None] * (M + 1)
+        seg: list = [None] * (M + 1)
+        pp: list = [None] * (M + 1)
+        root_of: list = [None] * (M + 1)
+        nodes[l] = np.sort(np.array([self.server_pos[s][1] for s in sids], dtype=np.int64))
+        root_of[l] = np.arange(len(nodes[l]))
+        for d in range(l + 1, M + 1):
+            cs, parents = self.child_start[d], nodes[d - 1]
+            counts = cs[parents + 1] - cs[parents]
+            nodes[d] = concat_ranges(cs[parents], counts)
+            seg[d - 1] = _starts(counts)
+            pp[d] = np.repeat(np.arange(len(parents)), counts)
+            root_of[d] = root_of[d - 1][pp[d]]
+        hops: list = [None] * (M + 1)
+        hops_down: list = [None] * (M + 1)
+        hop_seg: list = [None] * (M + 1)
+        share: list = [None] * (M + 1)
+        for d in range(l + 1, M + 1):
+            p = self.hop_ptr[d]
+            if self.single_link:
+                hops[d] = hops_down[d] = self.hop_links[d][nodes[d]]
+            else:  # a hop crosses routers: CSR, and reversed within each hop for the way down
+                counts = p[nodes[d] + 1] - p[nodes[d]]
+                hops[d] = self.hop_links[d][concat_ranges(p[nodes[d]], counts)]
+                hops_down[d] = self.hop_links[d][concat_ranges(p[nodes[d]], counts, reverse=True)]
+                hop_seg[d] = _starts(counts)
+            rel = np.full(len(self.level_nodes[d]), -1, dtype=np.int64)
+            rel[nodes[d]] = np.arange(len(nodes[d]))
+            keep = rel[self.share_pos[d]] >= 0
+            share[d] = (rel[self.share_pos[d][keep]], self.share_link[d][keep])
+        at = [None] * l + [_as_slice(nodes[d]) for d in range(l, M + 1)]
+        full = [None] * l + [np.ones(len(nodes[d]), dtype=bool) for d in range(l, M + 1)]
+        links = np.unique(np.concatenate(hops[l + 1 :]))
+        worker_seg = np.flatnonzero(np.diff(root_of[M], prepend=-1))
+        return Forest(tuple(sorted(sids, key=lambda s: self.server_pos[s][1])), l, nodes, at, seg, pp, root_of,
+                      worker_seg, hops, hops_down, hop_seg, share, links, full)
 
-    def subtree(self, sid: int) -> "Subtree":
-        """Index ranges and segment arrays of server ``sid``'s subtree (cached)."""
-        if sid not in self._subtrees:
-            l, pos = self.server_pos[sid]
-            r: list = [None] * l + [(pos, pos + 1)]
-            for d in range(l + 1, self.M + 1):
-                cs = self.child_start[d]
-                r.append((int(cs[r[d - 1][0]]), int(cs[r[d - 1][1]])))
-            seg: list = [None] * (self.M + 1)
-            pp: list = [None] * (self.M + 1)
-            for d in range(l, self.M):
-                seg[d] = self.child_start[d + 1][r[d][0] : r[d][1]] - r[d + 1][0]
-                pp[d + 1] = self.parent_pos[d + 1][r[d + 1][0] : r[d + 1][1]] - r[d][0]
-            hops: list = [None] * (self.M + 1)
-            for d in range(l + 1, self.M + 1):
-                hops[d] = self.hop_slice(d, *r[d])[0]
-            full = [None] * l + [np.ones(r[d][1] - r[d][0], dtype=bool) for d in range(l, self.M + 1)]
-            self._subtrees[sid] = Subtree(sid, l, r, seg, pp, hops, np.unique(np.concatenate(hops[l + 1 :])), full)
-        return self._subtrees[sid]
+
+def _as_slice(positions: np.ndarray) -> slice | np.ndarray:
+    """A slice when the positions are one contiguous run (numpy views are cheaper)."""
+    if len(positions) and positions[-1] - positions[0] + 1 == len(positions):
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
 
 
 @dataclass(frozen=True)
-class Subtree:
-    """Geometry of one server's subtree; lists are indexed by level d (None outside)."""
+class Forest:
+    """Geometry of the disjoint subtrees under top servers on one level. Lists are indexed
+    by level d (None above the top level); a node's position within its level's forest
+    arrays is what ``seg``, ``pp`` and the round arrays refer to."""
 
-    sid: int
+    roots: tuple  # server ids of the top servers, left to right
     level: int
-    ranges: list  # [lo, hi) in level order
-    seg: list  # d < M: start of each level-d node's children, relative to ranges[d + 1]
-    pp: list  # d > level: each node's parent position, relative to ranges[d - 1]
-    hops: list  # d > level: the hop link ids of the level's nodes (CSR order)
-    links: np.ndarray  # every link inside the subtree, sorted
+    nodes: list  # d >= level: the forest's nodes as positions in the whole level (sorted)
+    at: list  # the same, as a slice where contiguous (indexes per-worker arrays cheaply)
+    seg: list  # d < M: start of each node's children in the forest's level d + 1
+    pp: list  # d > level: each node's parent in the forest's level d - 1
+    root_of: list  # which root (0..K-1) each node is under
+    worker_seg: np.ndarray  # start of each root's workers in the forest's level M
+    hops: list  # d > level: the hop link ids of the level's nodes (bottom first)
+    hops_down: list  # the same, top first within each hop (the order of a download)
+    hop_seg: list  # start of each node's hop in hops[d]; None when every hop is one link
+    share: list  # d > level: (node, shared link index) pairs, for solo_rates_fit
+    links: np.ndarray  # every link inside the forest, sorted
     full: list  # all-True activity masks (everyone takes part)
+
+    def hop(self, d: int, i: int, *, up: bool) -> np.ndarray:
+        """Link ids of node i's hop at level d, in the direction of travel."""
+        flat = self.hops[d] if up else self.hops_down[d]
+        if self.hop_seg[d] is None:
+            return flat[i : i + 1]
+        seg = self.hop_seg[d]
+        return flat[seg[i] : seg[i + 1] if i + 1 < len(seg) else len(flat)]
 
 
 @dataclass
 class RoundPlan:
     """Everything random about one round, drawn up front. Lists are indexed by level d."""
 
-    sub: Subtree
+    forest: Forest
     active: list  # bool arrays: participating workers / servers with a participant below
     up_latency_s: list  # per node of the level, NaN where inactive (d > level)
     up_rtt_s: list
@@ -140,59 +201,52 @@ class RoundPlan:
     cap_down: np.ndarray
 
 
-def plan_round(idx: TreeIndex, links: LinkModel, sub: Subtree, participants: np.ndarray | None) -> RoundPlan | None:
-    """Draw the round's samples (``participants`` None: everyone); ``None`` when nobody
-    in the subtree takes part."""
-    l, M, r = sub.level, idx.M, sub.ranges
+def plan_round(idx: TreeIndex, links: LinkModel, forest: Forest, participants: np.ndarray | None) -> RoundPlan:
+    """Draw the round's samples (``participants`` None: everyone). Every subtree of the
+    forest must have a participant (a subtree without one sends nothing)."""
+    l, M = forest.level, idx.M
     if participants is None:
-        active = sub.full
+        active = forest.full
     else:
-        act_w = participants[r[M][0] : r[M][1]].copy()  # the log keeps it
-        if not act_w.any():
-            return None
         active = [None] * (M + 1)
-        active[M] = act_w
+        active[M] = participants[forest.nodes[M]]  # a copy: the log keeps it
         for d in range(M - 1, l - 1, -1):  # a server is active iff a child is
-            active[d] = np.logical_or.reduceat(active[d + 1], sub.seg[d])
+            active[d] = np.logical_or.reduceat(active[d + 1], forest.seg[d])
     if links.bw_links.size:
-        traced = sub.links[links.bw_member[sub.links] >= 0]
+        traced = forest.links[links.bw_member[forest.links] >= 0]
         cap_up, cap_down = links.up_bytes_per_s.copy(), links.down_bytes_per_s.copy()
         u, dn = links.draw_capacities(traced)
         cap_up[traced], cap_down[traced] = u, dn
     else:
         cap_up, cap_down = links.up_bytes_per_s, links.down_bytes_per_s
     up_lat, up_rtt = [None] * (M + 1), [None] * (M + 1)
-    for d in range(M, l, -1):  # up: from the workers toward s
+    for d in range(M, l, -1):  # up: from the workers toward the top
         if participants is None:
-            rtt = _hop_rtt_s(idx, links, sub, d, None, reverse=False)
+            rtt = _hop_rtt_s(links, forest, d, None, reverse=False)
         else:
-            rtt = np.full(r[d][1] - r[d][0], np.nan)
+            rtt = np.full(len(forest.nodes[d]), np.nan)
             on = np.flatnonzero(active[d])
-            rtt[on] = _hop_rtt_s(idx, links, sub, d, on, reverse=False)
+            rtt[on] = _hop_rtt_s(links, forest, d, on, reverse=False)
         up_rtt[d], up_lat[d] = rtt, rtt / 2
     down_lat, down_rtt = [None] * (M + 1), [None] * (M + 1)
-    for d in range(l + 1, M + 1):  # down: from s to every node
-        rtt = _hop_rtt_s(idx, links, sub, d, None, reverse=True)
+    for d in range(l + 1, M + 1):  # down: from the top to every node
+        rtt = _hop_rtt_s(links, forest, d, None, reverse=True)
         down_rtt[d], down_lat[d] = rtt, rtt / 2
-    return RoundPlan(sub, active, up_lat, up_rtt, down_lat, down_rtt, cap_up, cap_down)
+    return RoundPlan(forest, active, up_lat, up_rtt, down_lat, down_rtt, cap_up, cap_down)
 
 
-def _hop_rtt_s(idx: TreeIndex, links: LinkModel, sub: Subtree, d: int, nodes: np.ndarray | None, *,
+def _hop_rtt_s(links: LinkModel, forest: Forest, d: int, nodes: np.ndarray | None, *,
                reverse: bool) -> np.ndarray:
     """Sum of one RTT draw per link of each listed node's hop (None: all), in seconds."""
-    if idx.single_link:
-        ids = sub.hops[d] if nodes is None else sub.hops[d][nodes]
-        return links.draw_rtt_ms(ids, unique=True) / 1e3
-    lo = sub.ranges[d][0]
-    if nodes is None:
-        nodes = np.arange(sub.ranges[d][1] - lo)
-    if len(nodes) == 0:
-        return np.empty(0)
-    p = idx.hop_ptr[d]
-    segs = [idx.hop_links[d][p[lo + i] : p[lo + i + 1]] for i in nodes]
-    flat = np.concatenate([s[::-1] if reverse else s for s in segs])
-    ms = links.draw_rtt_ms(flat)
-    return np.add.reduceat(ms, np.concatenate([[0], np.cumsum([len(s) for s in segs])[:-1]])) / 1e3
+    flat, seg = (forest.hops_down if reverse else forest.hops)[d], forest.hop_seg[d]
+    if seg is None:  # one link per hop, none shared
+        return links.draw_rtt_ms(flat if nodes is None else flat[nodes], unique=True) / 1e3
+    if nodes is not None:
+        if len(nodes) == 0:
+            return np.empty(0)
+        counts = np.diff(seg, append=len(flat))[nodes]
+        flat, seg = flat[concat_ranges(seg[nodes], counts)], _starts(counts)
+    return np.add.reduceat(links.draw_rtt_ms(flat), seg) / 1e3  # a shared link draws once per hop
 
 
 @dataclass
@@ -207,43 +261,37 @@ class RoundTimes:
     down_end: list
 
 
-def _hop_rate(idx: TreeIndex, plan: RoundPlan, d: int, up: bool, rtt_s: np.ndarray,
-              window_bytes: int | None) -> np.ndarray:
+def _hop_rate(plan: RoundPlan, d: int, up: bool, rtt_s: np.ndarray, window_bytes: int | None) -> np.ndarray:
     """Each hop's flow rate when alone: its narrowest link, capped by the window."""
-    sub = plan.sub
-    cap = plan.cap_up if up else plan.cap_down
-    if idx.single_link:
-        link_cap = cap[sub.hops[d]]
-    else:
-        flat, counts = idx.hop_slice(d, *sub.ranges[d])
-        link_cap = np.minimum.reduceat(cap[flat], np.concatenate([[0], np.cumsum(counts)[:-1]]))
+    forest = plan.forest
+    link_cap = (plan.cap_up if up else plan.cap_down)[forest.hops[d]]
+    if forest.hop_seg[d] is not None:
+        link_cap = np.minimum.reduceat(link_cap, forest.hop_seg[d])
     return link_cap if window_bytes is None else np.minimum(link_cap, window_cap(rtt_s, window_bytes))
 
 
-def solo_rates(idx: TreeIndex, plan: RoundPlan, window_bytes: int | None) -> tuple[list, list]:
+def solo_rates(plan: RoundPlan, window_bytes: int | None) -> tuple[list, list]:
     """(up, down) rate of every hop's transfer if it had its links to itself, per level."""
-    M, l = idx.M, plan.sub.level
+    M = len(plan.active) - 1
     up, down = [None] * (M + 1), [None] * (M + 1)
-    for d in range(l + 1, M + 1):
-        up[d] = _hop_rate(idx, plan, d, True, plan.up_rtt_s[d], window_bytes)
-        down[d] = _hop_rate(idx, plan, d, False, plan.down_rtt_s[d], window_bytes)
+    for d in range(plan.forest.level + 1, M + 1):
+        up[d] = _hop_rate(plan, d, True, plan.up_rtt_s[d], window_bytes)
+        down[d] = _hop_rate(plan, d, False, plan.down_rtt_s[d], window_bytes)
     return up, down
 
 
 def solo_rates_fit(idx: TreeIndex, plan: RoundPlan, up: list, down: list) -> bool:
     """True when no shared link can saturate in this round: on each, the solo rates of
     all its transfers of one phase sum to at most its capacity. Then max-min gives every
-    flow its solo rate whatever the timing, and :func:`vector_round` is exact."""
+    flow its solo rate whatever the timing, and :func:`vector_round` is exact. (A shared
+    link's users are siblings, so they are all in one subtree of the forest.)"""
     if not idx.links_shared:
         return True
-    sub, n = plan.sub, len(idx.shared_links)
-    for d in range(sub.level + 1, idx.M + 1):
-        lo, hi = sub.ranges[d]
-        pos, link = idx.share_pos[d], idx.share_link[d]
-        a, b = np.searchsorted(pos, [lo, hi])
-        if a == b:
+    n = len(idx.shared_links)
+    for d in range(plan.forest.level + 1, idx.M + 1):
+        pos, link = plan.forest.share[d]
+        if not len(pos):
             continue
-        pos, link = pos[a:b] - lo, link[a:b]
         used = np.unique(link)
         up_w = np.where(plan.active[d][pos], up[d][pos], 0.0)  # only participants send up
         for w, cap in ((up_w, plan.cap_up), (down[d][pos], plan.cap_down)):
@@ -253,51 +301,52 @@ def solo_rates_fit(idx: TreeIndex, plan: RoundPlan, up: list, down: list) -> boo
     return True
 
 
-def vector_round(idx: TreeIndex, plan: RoundPlan, clock_s: np.ndarray, floor_s: float,
-                 size_bytes: float, rates: tuple[list, list]) -> RoundTimes:
+def vector_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_bytes: float,
+                 rates: tuple[list, list]) -> RoundTimes:
     """The round in closed form, level by level, each transfer at its solo rate (exact
-    when :func:`solo_rates_fit`). Inactive nodes carry NaN, which fmax/fmin skip."""
-    M, sub = idx.M, plan.sub
-    l, r = sub.level, sub.ranges
+    when :func:`solo_rates_fit`). Inactive nodes carry NaN, which fmax/fmin skip.
+    ``floor_s``: per subtree, when its previous broadcast arrived everywhere."""
+    forest = plan.forest
+    M, l = len(plan.active) - 1, forest.level
     up_rate, down_rate = rates
     t = RoundTimes(*([None] * (M + 1) for _ in range(6)))
-    start = clock_s[r[M][0] : r[M][1]].copy()  # the caller's clocks change after the round
-    if plan.active[M] is not sub.full[M]:
+    start = clock_s[forest.nodes[M]]  # a copy: the caller's clocks change after the round
+    if plan.active[M] is not forest.full[M]:
         start = np.where(plan.active[M], start, np.nan)
     for d in range(M, l - 1, -1):
         if d < M:  # barrier of the level-d servers over their children's arrivals
-            t.barrier[d] = start = np.fmax.reduceat(t.up_end[d + 1], sub.seg[d])
-            t.first_arrival[d] = np.fmin.reduceat(t.up_end[d + 1], sub.seg[d])
+            t.barrier[d] = start = np.fmax.reduceat(t.up_end[d + 1], forest.seg[d])
+            t.first_arrival[d] = np.fmin.reduceat(t.up_end[d + 1], forest.seg[d])
         if d > l:
             t.up_start[d] = start
             t.up_end[d] = start + plan.up_latency_s[d] + size_bytes / up_rate[d]
-    ready = np.array([max(float(t.barrier[l][0]), floor_s)])
+    ready = np.maximum(t.barrier[l], floor_s)
     for d in range(l + 1, M + 1):
-        t.down_start[d] = ready = ready[sub.pp[d]]
+        t.down_start[d] = ready = ready[forest.pp[d]]
         t.down_end[d] = ready = ready + plan.down_latency_s[d] + size_bytes / down_rate[d]
     return t
 
 
-def simpy_round(idx: TreeIndex, plan: RoundPlan, clock_s: np.ndarray, floor_s: float,
-                size_bytes: float, window_bytes: int | None) -> RoundTimes:
-    """The round as SimPy processes over a :class:`FlowNetwork` (general: shared links)."""
-    M, sub = idx.M, plan.sub
-    l, r = sub.level, sub.ranges
-    capacity = {directed(int(i), True): float(plan.cap_up[i]) for i in sub.links}
-    capacity.update({directed(int(i), False): float(plan.cap_down[i]) for i in sub.links})
+def simpy_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_bytes: float,
+                window_bytes: int | None) -> RoundTimes:
+    """The round as SimPy processes over a :class:`FlowNetwork` (general: shared links).
+    The forest's subtrees share no link, so their flows never meet."""
+    forest = plan.forest
+    M, l = len(plan.active) - 1, forest.level
+    capacity = {directed(int(i), True): float(plan.cap_up[i]) for i in forest.links}
+    capacity.update({directed(int(i), False): float(plan.cap_down[i]) for i in forest.links})
     env = simpy.Environment()
     net = FlowNetwork(env, capacity)
     t = RoundTimes(*([None] * (M + 1) for _ in range(6)))
+    size = [len(forest.nodes[d]) if d >= l else 0 for d in range(M + 1)]
     for d in range(l, M + 1):
-        n = r[d][1] - r[d][0]
         for field in ("up_start", "up_end", "first_arrival", "barrier", "down_start", "down_end"):
-            getattr(t, field)[d] = np.full(n, np.nan)
-    arrived = {d: [env.event() for _ in range(r[d][1] - r[d][0])] for d in range(l + 1, M + 1)}
-    ready = {d: [env.event() for _ in range(r[d][1] - r[d][0])] for d in range(l, M + 1)}
+            getattr(t, field)[d] = np.full(size[d], np.nan)
+    arrived = {d: [env.event() for _ in range(size[d])] for d in range(l + 1, M + 1)}
+    ready = {d: [env.event() for _ in range(size[d])] for d in range(l, M + 1)}
 
     def hop(d: int, i: int, up: bool) -> list[int]:
-        ids = [int(x) for x in idx.hop_links[d][idx.hop_ptr[d][r[d][0] + i] : idx.hop_ptr[d][r[d][0] + i + 1]]]
-        return [directed(x, True) for x in ids] if up else [directed(x, False) for x in reversed(ids)]
+        return [directed(int(x), up) for x in forest.hop(d, i, up=up)]
 
     def send_up(d: int, i: int, start_s: float | None):
         if start_s is not None:
@@ -310,8 +359,8 @@ def simpy_round(idx: TreeIndex, plan: RoundPlan, clock_s: np.ndarray, floor_s: f
         arrived[d][i].succeed()
 
     def server(d: int, i: int):
-        c0 = int(sub.seg[d][i])
-        c1 = int(sub.seg[d][i + 1]) if i + 1 < len(sub.seg[d]) else r[d + 1][1] - r[d + 1][0]
+        c0 = int(forest.seg[d][i])
+        c1 = int(forest.seg[d][i + 1]) if i + 1 < len(forest.seg[d]) else size[d + 1]
         kids = [arrived[d + 1][c] for c in range(c0, c1) if plan.active[d + 1][c]]
         yield env.all_of(kids)
         t.first_arrival[d][i] = min(t.up_end[d + 1][c] for c in range(c0, c1) if plan.active[d + 1][c])
@@ -319,26 +368,26 @@ def simpy_round(idx: TreeIndex, plan: RoundPlan, clock_s: np.ndarray, floor_s: f
         if d > l:
             yield from send_up(d, i, None)
         else:
-            if floor_s > env.now:  # the previous broadcast in this subtree is still arriving
-                yield env.timeout(floor_s - env.now)
-            ready[l][0].succeed()
+            if floor_s[i] > env.now:  # the previous broadcast in this subtree is still arriving
+                yield env.timeout(floor_s[i] - env.now)
+            ready[l][i].succeed()
 
     def send_down(d: int, i: int):
-        yield ready[d - 1][int(sub.pp[d][i])]
+        yield ready[d - 1][int(forest.pp[d][i])]
         t.down_start[d][i] = env.now
         cap = float(window_cap(plan.down_rtt_s[d][i], window_bytes))
         yield net.transfer(hop(d, i, False), size_bytes, latency_s=plan.down_latency_s[d][i], cap_bytes_per_s=cap)
         t.down_end[d][i] = env.now
         ready[d][i].succeed()
 
-    lo = r[M][0]
+    workers = forest.nodes[M]
     for i in np.flatnonzero(plan.active[M]):
-        env.process(send_up(M, int(i), float(clock_s[lo + i])))
+        env.process(send_up(M, int(i), float(clock_s[workers[i]])))
     for d in range(M - 1, l - 1, -1):
         for i in np.flatnonzero(plan.active[d]):
             env.process(server(d, int(i)))
     for d in range(l + 1, M + 1):
-        for i in range(r[d][1] - r[d][0]):
+        for i in range(size[d]):
             env.process(send_down(d, i))
     env.run()
     return t
