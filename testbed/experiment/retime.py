@@ -50,7 +50,8 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     frames, events = [], []
     for (spec, seed), rows in metrics.groupby(["spec", "seed"], sort=False):
         algorithm = algorithms[spec]
-        clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config.window_kib, int(seed))
+        clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config.window_kib, int(seed),
+                           config.events)
         timer = NetworkTimer(clock)
         timer.load_state_dict({"participants": schedules.get(f"{spec}|{seed}", {})})
         stamped = []

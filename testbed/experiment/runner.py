@@ -188,7 +188,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     with torch.random.fork_rng(devices=[]):  # the same initial model for every algorithm of a seed
         torch.manual_seed(seed)
         model = build_model(cfg.model, **_model_shape(setup.dataset))
-    clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg.window_kib, seed)
+    clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg.window_kib, seed, cfg.events)
     timer = NetworkTimer(clock)
     callbacks: list[Callback] = [timer]
     stateful: dict[str, Any] = {"timer": timer}
@@ -230,8 +230,9 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     return rows, events, timer.participants
 
 
-def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, window_kib: int, seed: int):
-    """The network clock of one algorithm on the topology."""
+def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, window_kib: int, seed: int,
+               events: str = "all"):
+    """The network clock of one algorithm on the topology; ``events``: what its log records."""
     from testbed.net import NetworkClock
 
     return NetworkClock(
@@ -240,6 +241,7 @@ def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: floa
         seed=seed,
         window_bytes=window_kib * 1024 or None,
         compute_ms=compute_ms,
+        record=events,
     )
 
 

@@ -102,6 +102,8 @@ def breakdown_section(run: RunFolder) -> Section:
     )
     if run.events is None:
         body += message(f"{EVENTS_FILE} not found: no per-level aggregation counts.")
+    elif run.events.empty:
+        body += message(f"{EVENTS_FILE} holds no events (the run was made with events=none).")
     else:
         try:
             summary = aggregation_summary(run.events)

@@ -116,3 +116,19 @@ def test_resume_refuses_a_corrupt_config_naming_it(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="config.json: line 1"):
         resume_experiment(tmp_path)
+
+
+def test_events_setting_thins_the_log_and_leaves_the_clock_alone(tiny_config, tmp_path):
+    config = tiny_config.with_overrides(["algorithms=hsgd", "iterations=20"])
+    runs = {mode: run_experiment(config.with_overrides([f"events={mode}"]), reports_root=tmp_path / mode, progress=False)
+            for mode in ("all", "aggregations", "none")}
+    full = pd.read_csv(runs["all"] / "events.csv", keep_default_na=False)  # peer "" stays ""
+    aggregations = pd.read_csv(runs["aggregations"] / "events.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(aggregations, full[full.kind == "aggregate"].reset_index(drop=True))
+    assert len(aggregations) > 0 and len(full) > 10 * len(aggregations)
+    assert pd.read_csv(runs["none"] / "events.csv").empty
+    times = [pd.read_csv(run / "metrics.csv").sim_time_s.tolist() for run in runs.values()]
+    assert times[0] == times[1] == times[2]
+    assert "holds no events (the run was made with events=none)" in (runs["none"] / "report.html").read_text()
+    retimed = retime(runs["aggregations"], {})
+    assert set(pd.read_csv(retimed / "events.csv").kind) == {"aggregate"}  # re-timing keeps the setting
