@@ -14,8 +14,12 @@
 2. Re-time: seconds for ``price_schedule`` (the core of ``testbed retime``) to re-price
    a run of the given number of aggregation rounds without training, on a 100-worker
    three-level topology (each round aggregates several subtrees) and on a star
-   (local SGD: one aggregation per round). A last row, without a target, re-prices
-   the worst case: the whole 1000-worker tree every iteration over traced links.
+   (local SGD: one aggregation per round). A row without a target re-prices the worst
+   case: the whole 1000-worker tree every iteration over traced links.
+3. ``testbed retime`` end to end on a trained run folder of the three-level case: read,
+   re-price, write metrics, events.csv and the report; once with events=aggregations
+   (one event row per subtree round) and once with events=all (every transfer: writing
+   that CSV dominates).
 
 Prints a table and appends it to bench/results/<device>.json (device: the CPU).
 """
@@ -23,7 +27,10 @@ Prints a table and appends it to bench/results/<device>.json (device: the CPU).
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 import time
+from pathlib import Path
 
 import networkx as nx
 import torch
@@ -133,6 +140,35 @@ def retime(graph: nx.Graph, aggregations: int, period: int, label: str, target: 
     }  # fmt: skip
 
 
+def retime_command(graph: nx.Graph, aggregations: int, events: str) -> dict:
+    """``testbed retime`` end to end on a run folder of ``aggregations`` rounds: read the
+    run, re-price it, write the new folder (metrics, events.csv, report). The run is
+    trained first (logistic regression on the synthetic data), outside the timer."""
+    from testbed.experiment.config import ExperimentConfig
+    from testbed.experiment.retime import retime as retime_run
+    from testbed.experiment.runner import run_experiment
+
+    with tempfile.TemporaryDirectory() as tmp:
+        topology = Path(tmp) / f"{graph.name}.json"
+        topology.write_text(json.dumps(nx.node_link_data(graph, edges="edges")))
+        iterations = aggregations * PERIODS[2]
+        config = ExperimentConfig(
+            topology=str(topology), algorithms=("hsgd",), seeds=(0,), model="logreg", iterations=iterations,
+            batch_size=8, eval_every=max(1, iterations // 20), divergence_every=0, checkpoint_every=0, events=events,
+        )  # fmt: skip
+        run = run_experiment(config, reports_root=Path(tmp), progress=False)
+        start = time.perf_counter()
+        out = retime_run(run, {})
+        seconds = time.perf_counter() - start
+        rows = sum(1 for _ in open(out / "events.csv")) - 1
+    return {
+        "what": f"testbed retime, events={events}", "workers": sum(1 for _, role in graph.nodes(data="role") if role == "worker"),
+        "aggregation_rounds": aggregations, "iterations": iterations, "total_s": seconds, "network_s": None,
+        "network_fraction": None, "events": rows, "events_per_s": rows / seconds, "rounds_by_engine": "",
+        "target": "total_s < 2" if events == "aggregations" else "-", "holds": seconds < 2.0 if events == "aggregations" else None,
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1000)
@@ -153,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
         # not a target: every round the whole tree (1000 workers, traced RTTs, a 37 MB model)
         retime(traced_every_iteration(args.workers), args.rounds, 1, "global every iteration", target=False,
                model_bytes=37e6),
+        # the whole command: the run folder read and written, events.csv included
+        retime_command(three_level(args.retime_workers, fan_out=(2, 5)), args.retime_aggregations, "aggregations"),
+        retime_command(three_level(args.retime_workers, fan_out=(2, 5)), args.retime_aggregations, "all"),
     ]
     print(table(rows))
     if args.quick:

@@ -14,9 +14,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from testbed.files import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+from testbed.files import GrowingCsv, atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 
-__all__ = ["atomic_write_bytes", "atomic_write_csv", "atomic_write_json", "atomic_write_text",
+__all__ = ["GrowingCsv", "atomic_write_bytes", "atomic_write_csv", "atomic_write_json", "atomic_write_text",
            "new_run_dir", "point_latest", "provenance", "safe_name"]
 
 PACKAGES = ("hsgd-testbed", "torch", "torchvision", "numpy", "simpy", "networkx", "pandas", "plotly")

@@ -30,6 +30,7 @@ from testbed.experiment import rundir
 from testbed.simulate import Callback, resolve_device
 
 log = logging.getLogger("testbed.experiment")
+LARGE_EVENT_LOG = 10**6  # rows of one pair's event log worth a hint (pandas writes ~4e5 rows/s)
 
 
 class NetworkTimer(Callback):
@@ -140,11 +141,11 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
     done_events = _read_csv(run_dir / "events.csv")
     done = set() if done_metrics is None else set(zip(done_metrics.spec, done_metrics.seed))
     metrics = [] if done_metrics is None else [done_metrics]
-    events = []
+    events = rundir.GrowingCsv(run_dir / "events.csv")  # by far the largest file: formatted once per pair
     if done_events is not None:  # metrics.csv is written last: events of unfinished pairs are stale
         labels = {a.label: a.spec for a in setup.algorithms}
         finished = [(labels.get(a), s) in done for a, s in zip(done_events.algorithm, done_events.seed)]
-        events = [done_events[finished]]
+        events.add(done_events[finished])
     schedule_file = run_dir / "schedule.json"
     schedules = json.loads(schedule_file.read_text()) if schedule_file.exists() else {}
     for seed in setup.config.seeds:
@@ -156,9 +157,9 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
             path = checkpoint_path(run_dir, algorithm.spec, seed)
             rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
             metrics.append(rows)
-            events.append(algo_events)
+            events.add(algo_events)
             schedules[f"{algorithm.spec}|{seed}"] = participants
-            rundir.atomic_write_csv(run_dir / "events.csv", pd.concat(events, ignore_index=True))
+            events.write()
             rundir.atomic_write_json(schedule_file, schedules)
             # last: a pair counts as finished once it is in metrics.csv
             rundir.atomic_write_csv(run_dir / "metrics.csv", pd.concat(metrics, ignore_index=True))
@@ -225,6 +226,9 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     rows.insert(1, "spec", algorithm.spec)
     rows.insert(2, "seed", seed)
     events = clock.events_frame()
+    if len(events) > LARGE_EVENT_LOG:
+        log.info("%s seed %d: %d event rows (~%.0f s to write); events=aggregations keeps one per round",
+                 algorithm.label, seed, len(events), len(events) / 4e5)
     events.insert(0, "algorithm", algorithm.label)
     events.insert(1, "seed", seed)
     return rows, events, timer.participants
