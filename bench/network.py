@@ -38,15 +38,15 @@ import torch
 import testbed
 from common import save_results, table
 from testbed.data import load_dataset, make_federated
-from testbed.experiment.runner import NetworkTimer
+from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.retime import retime as retime_run
+from testbed.experiment.runner import NetworkTimer, run_experiment
 from testbed.models import build_model, count_parameters
 from testbed.net import NetworkClock, load_topology, price_schedule
 from testbed.net.builders import hierarchy_graph
 
 PERIODS = (8, 4, 2)  # cloud, regional, edge: one aggregation round every 2 iterations
 COMPUTE_MS = 4.0
-
-
 WAN = {"latency_ms": 20.0, "bandwidth_mbps": 10_000.0}
 METRO = {"latency_ms": 5.0, "bandwidth_mbps": 1_000.0}
 HOME = {"latency_ms": 10.0, "up_mbps": 20.0, "down_mbps": 150.0}
@@ -144,10 +144,6 @@ def retime_command(graph: nx.Graph, aggregations: int, events: str) -> dict:
     """``testbed retime`` end to end on a run folder of ``aggregations`` rounds: read the
     run, re-price it, write the new folder (metrics, events.csv, report). The run is
     trained first (logistic regression on the synthetic data), outside the timer."""
-    from testbed.experiment.config import ExperimentConfig
-    from testbed.experiment.retime import retime as retime_run
-    from testbed.experiment.runner import run_experiment
-
     with tempfile.TemporaryDirectory() as tmp:
         topology = Path(tmp) / f"{graph.name}.json"
         topology.write_text(json.dumps(nx.node_link_data(graph, edges="edges")))
@@ -160,7 +156,8 @@ def retime_command(graph: nx.Graph, aggregations: int, events: str) -> dict:
         start = time.perf_counter()
         out = retime_run(run, {})
         seconds = time.perf_counter() - start
-        rows = sum(1 for _ in open(out / "events.csv")) - 1
+        with open(out / "events.csv", encoding="utf-8") as f:
+            rows = sum(1 for _ in f) - 1  # less the header
     return {
         "what": f"testbed retime, events={events}", "workers": sum(1 for _, role in graph.nodes(data="role") if role == "worker"),
         "aggregation_rounds": aggregations, "iterations": iterations, "total_s": seconds, "network_s": None,

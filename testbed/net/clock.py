@@ -261,7 +261,7 @@ class NetworkClock:
                     return
                 forest = self._idx.forest([s for s, o in zip(forest.roots, on) if o])
         plan = plan_round(self._idx, self._links, forest, None if part is self._all else part)
-        l, at = forest.level, forest.at[M]
+        l, at = forest.level, forest.workers
         floor = np.maximum.reduceat(self._delivered[at], forest.worker_seg)
         window = self.config.window_bytes
         rates = solo_rates(plan, window) if self.engine != "simpy" else None

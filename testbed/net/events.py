@@ -107,9 +107,7 @@ class EventLog:
             moved += np.bincount(forest.root_of[d], weights=active[d] + 1.0, minlength=len(moved))  # up + down
         first = np.fmin.reduceat(np.where(active[M], tm.up_start[M], np.nan), forest.worker_seg)
         last = np.maximum.reduceat(tm.down_end[M], forest.worker_seg)
-        k = np.arange(len(forest.roots))
-        block(_AGG, l, k, first, last, size * moved, peer=False)
-        roots[-1] = k
+        block(_AGG, l, np.arange(len(forest.roots)), first, last, size * moved, peer=False)
         order = np.argsort(np.concatenate(roots), kind="stable")
         rows = np.concatenate(blocks, axis=1)[:, order]
         first_worker = nodes[M][forest.worker_seg][np.concatenate(roots)[order]]

@@ -142,12 +142,11 @@ class TreeIndex:
             rel[nodes[d]] = np.arange(len(nodes[d]))
             keep = rel[self.share_pos[d]] >= 0
             share[d] = (rel[self.share_pos[d][keep]], self.share_link[d][keep])
-        at = [None] * l + [_as_slice(nodes[d]) for d in range(l, M + 1)]
         full = [None] * l + [np.ones(len(nodes[d]), dtype=bool) for d in range(l, M + 1)]
         links = np.unique(np.concatenate(hops[l + 1 :]))
         worker_seg = np.flatnonzero(np.diff(root_of[M], prepend=-1))
-        return Forest(tuple(sorted(sids, key=lambda s: self.server_pos[s][1])), l, nodes, at, seg, pp, root_of,
-                      worker_seg, hops, hops_down, hop_seg, share, links, full)
+        return Forest(tuple(sorted(sids, key=lambda s: self.server_pos[s][1])), l, nodes, _as_slice(nodes[M]), seg,
+                      pp, root_of, worker_seg, hops, hops_down, hop_seg, share, links, full)
 
 
 def _as_slice(positions: np.ndarray) -> slice | np.ndarray:
@@ -166,7 +165,7 @@ class Forest:
     roots: tuple  # server ids of the top servers, left to right
     level: int
     nodes: list  # d >= level: the forest's nodes as positions in the whole level (sorted)
-    at: list  # the same, as a slice where contiguous (indexes per-worker arrays cheaply)
+    workers: slice | np.ndarray  # nodes[M], as a slice where contiguous (cheap views of per-worker arrays)
     seg: list  # d < M: start of each node's children in the forest's level d + 1
     pp: list  # d > level: each node's parent in the forest's level d - 1
     root_of: list  # which root (0..K-1) each node is under

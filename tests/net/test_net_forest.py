@@ -140,7 +140,7 @@ def test_forest_geometry_and_errors():
     assert f.seg[2].tolist() == [0, 2] and f.pp[3].tolist() == [0, 0, 1, 1, 1]
     assert f.worker_seg.tolist() == [0, 2]
     whole = idx.forest([0])
-    assert whole.at[3] == slice(0, idx.n_workers)  # contiguous: indexed by a slice
+    assert whole.workers == slice(0, idx.n_workers) and isinstance(f.workers, np.ndarray)  # a slice where contiguous
 
 
 @pytest.mark.parametrize("reverse", [False, True])
