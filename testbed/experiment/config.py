@@ -24,6 +24,11 @@ MAX_SEED = 2**32 - 1
 """Largest seed: every generator (numpy, torch, CUDA) takes it."""
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 EVENT_RECORDS = ("all", "aggregations", "none")
+# TcpModel field -> the key that sets it here
+_TCP_KEYS = {"kind": "tcp_model", "idle": "tcp_idle", "initial_window": "tcp_initial_window",
+             "mss_bytes": "tcp_mss_bytes", "header_bytes": "tcp_header_bytes", "rto_min_ms": "tcp_rto_min_ms"}
+# keys a run folder saved before they existed held implicitly: the clock was fluid then
+_SAVED_BEFORE_TCP = {"tcp_model": "fluid"}
 # datasets whose loader never provides writers, so the 'natural' partition cannot split them
 _NO_WRITERS = ("mnist", "cifar10")
 
@@ -72,6 +77,21 @@ class ExperimentConfig:
     model_bytes_per_param: int = 4
     window_kib: int = 4096
     """TCP window cap W for min(B, W/RTT) in KiB; 0 disables the cap."""
+    tcp_model: str = "tcp"
+    """How a transfer's rate builds up: tcp (slow start from the initial window, doubling
+    every round trip, payload net of headers; validated against ns-3, bench/netval) or
+    fluid (max-min share from the first byte, no headers: the model before TCP)."""
+    tcp_idle: str = "restart"
+    """Between rounds: restart (Linux's default: a connection idle for more than an RTO
+    halves its window per RTO, down to the initial window) or keep (windows stay open)."""
+    tcp_initial_window: int = 10
+    """Initial congestion window, in segments."""
+    tcp_mss_bytes: int = 1448
+    """Payload bytes per segment (1500-byte MTU with TCP timestamps)."""
+    tcp_header_bytes: int = 52
+    """TCP/IP header bytes per segment; capacity counts payload: MSS / (MSS + headers)."""
+    tcp_rto_min_ms: float = 200.0
+    """Minimum retransmission timeout; RTO = tcp_rto_min_ms + RTT decides when a connection is idle."""
     events: str = "all"
     """What events.csv records: all (every transfer and barrier: about two rows per worker
     in each subtree round), aggregations (one row per subtree round) or none (an empty log).
@@ -121,6 +141,11 @@ class ExperimentConfig:
             raise ValueError(f"model_bytes_per_param: must be >= 1, got {self.model_bytes_per_param}")
         if self.window_kib < 0:
             raise ValueError(f"window_kib: must be >= 0 (0 = no window cap), got {self.window_kib}")
+        try:
+            self.tcp()
+        except ValueError as err:
+            field, _, rule = str(err).partition(": ")
+            raise ValueError(f"{_TCP_KEYS[field]}: {rule}") from None
         _check_device(self.device)
         for spec in self.algorithms:
             _check_algorithm_spec(spec)
@@ -155,6 +180,17 @@ class ExperimentConfig:
         if self.momentum < 0 or self.momentum >= 1:
             raise ValueError(f"momentum: must be in [0, 1), got {self.momentum}")
 
+    def tcp(self):
+        """The TCP model these keys describe (:class:`testbed.net.TcpModel`)."""
+        from testbed.net.tcp import TcpModel
+
+        return TcpModel(**{field: getattr(self, key) for field, key in _TCP_KEYS.items()})
+
+    @property
+    def window_bytes(self) -> int | None:
+        """The socket window W in bytes (None: no cap)."""
+        return self.window_kib * 1024 or None
+
     @property
     def trace_overrides(self) -> dict[str, str]:
         return dict(spec.split("=", 1) for spec in self.traces)
@@ -174,6 +210,12 @@ class ExperimentConfig:
             return cls(**coerced)
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any], where: str) -> ExperimentConfig:
+        """A run folder's config.json. Runs saved before the TCP model existed were priced
+        by the fluid model, so they keep it (resume and retime stay consistent)."""
+        return cls.from_dict({**_SAVED_BEFORE_TCP, **values}, where=where)
 
     def with_overrides(self, assignments: list[str]) -> ExperimentConfig:
         """Apply ``key=value`` strings (values parsed to the field's type; tuples comma-separated)."""
@@ -273,6 +315,15 @@ def _shorten(text: str) -> str:
 
 def _show(value: Any) -> str:
     return _shorten(repr(value))
+
+
+def saved_tcp_model(values: dict[str, Any]):
+    """The TCP model of a run folder's saved config keys (defaults for absent keys, and
+    the fluid model for runs saved before TCP was modelled)."""
+    from testbed.net.tcp import TcpModel
+
+    values = {**_SAVED_BEFORE_TCP, **values}
+    return TcpModel(**{field: values[key] for field, key in _TCP_KEYS.items() if key in values})
 
 
 def preset(name: str) -> ExperimentConfig:

@@ -32,7 +32,7 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
 
     run_dir = Path(run_dir)
     info = _read_json(run_dir / "config.json")
-    old = ExperimentConfig.from_dict(info["config"], where=f"{run_dir / 'config.json'}")
+    old = ExperimentConfig.from_saved(info["config"], where=f"{run_dir / 'config.json'}")
     traces = {**old.trace_overrides, **(trace_overrides or {})}
     config = dataclasses.replace(old, topology=topology or old.topology, traces=tuple(f"{k}={v}" for k, v in traces.items()))
     topo = load_topology(config.topology, trace_overrides=config.trace_overrides)
@@ -50,8 +50,7 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     frames, events = [], []
     for (spec, seed), rows in metrics.groupby(["spec", "seed"], sort=False):
         algorithm = algorithms[spec]
-        clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config.window_kib, int(seed),
-                           config.events)
+        clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config, int(seed))
         timer = NetworkTimer(clock)
         timer.load_state_dict({"participants": schedules.get(f"{spec}|{seed}", {})})
         stamped = []

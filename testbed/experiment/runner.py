@@ -129,7 +129,7 @@ def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     info = read_config_file(config_file)
     if not isinstance(info.get("config"), dict):
         raise ValueError(f"{config_file}: no \"config\" object; is this a run folder made by `testbed experiment`?")
-    config = ExperimentConfig.from_dict(info["config"], where=str(config_file))
+    config = ExperimentConfig.from_saved(info["config"], where=str(config_file))
     setup = prepare(config)
     log.info("resuming %s", run_dir)
     return run_all(setup, run_dir, progress)
@@ -189,7 +189,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     with torch.random.fork_rng(devices=[]):  # the same initial model for every algorithm of a seed
         torch.manual_seed(seed)
         model = build_model(cfg.model, **_model_shape(setup.dataset))
-    clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg.window_kib, seed, cfg.events)
+    clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
     timer = NetworkTimer(clock)
     callbacks: list[Callback] = [timer]
     stateful: dict[str, Any] = {"timer": timer}
@@ -234,18 +234,20 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     return rows, events, timer.participants
 
 
-def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, window_kib: int, seed: int,
-               events: str = "all"):
-    """The network clock of one algorithm on the topology; ``events``: what its log records."""
+def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, cfg: ExperimentConfig,
+               seed: int):
+    """The network clock of one algorithm on the topology, with the config's TCP model,
+    window and event log setting."""
     from testbed.net import NetworkClock
 
     return NetworkClock(
         priced_topology(topology, algorithm),
         model_bytes=size_bytes,
         seed=seed,
-        window_bytes=window_kib * 1024 or None,
+        window_bytes=cfg.window_bytes,
         compute_ms=compute_ms,
-        record=events,
+        record=cfg.events,
+        tcp=cfg.tcp(),
     )
 
 

@@ -14,6 +14,7 @@ from .flows import FlowNetwork, max_min_rates
 from .importers import read_latency_matrix, read_ping_table
 from .probe import simulate_flows
 from .sampling import BootstrapSampler, ReplaySampler, SamplerBank
+from .tcp import FLUID, TcpModel
 from .topology import Topology, available_topologies, load_topology
 from .traces import Trace, load_trace, resolve_trace_path, write_trace
 from .zoo import ZooImport, import_zoo
@@ -22,10 +23,12 @@ __all__ = [
     "BootstrapSampler",
     "ClockConfig",
     "Event",
+    "FLUID",
     "FlowNetwork",
     "NetworkClock",
     "ReplaySampler",
     "SamplerBank",
+    "TcpModel",
     "Topology",
     "Trace",
     "ZooImport",

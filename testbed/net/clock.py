@@ -46,6 +46,7 @@ from .links import LinkModel, seed_roots
 from .probe import DEFAULT_WINDOW_BYTES
 from .sampling import SamplerBank, make_sampler
 from .schedule import Forest, TreeIndex, plan_round, simpy_round, solo_rates, solo_rates_fit, vector_round
+from .tcp import Connections, TcpModel
 from .topology import Topology, load_topology
 
 
@@ -60,8 +61,11 @@ class ClockConfig:
     sampling: str = "replay"  # traces: 'replay' (in order from a random offset) or 'bootstrap'
     engine: str = "auto"  # 'auto': vector when exact, else simpy, round by round; 'vector'; 'simpy'
     record: str = "all"  # event log: 'all', 'aggregations' (one record per round) or 'none'
+    tcp: TcpModel = TcpModel()  # slow start, headers, idle restart; TcpModel(kind='fluid') for plain max-min
 
     def __post_init__(self) -> None:
+        if not isinstance(self.tcp, TcpModel):
+            raise ValueError(f"tcp must be a TcpModel, got {type(self.tcp).__name__}")
         if isinstance(self.model_bytes, bool) or not isinstance(self.model_bytes, (int, float, np.number)) \
                 or not math.isfinite(self.model_bytes) or self.model_bytes < 0:
             raise ValueError(f"model_bytes must be a number >= 0, got {self.model_bytes!r}")
@@ -94,10 +98,12 @@ class NetworkClock:
         sampling: str = "replay",
         engine: str = "auto",
         record: str = "all",
+        tcp: TcpModel | None = None,
     ):
         if compute_ms is not None and not np.isscalar(compute_ms):
             compute_ms = tuple(float(x) for x in compute_ms)
-        self.config = ClockConfig(model_bytes, seed, window_bytes, compute_ms, sampling, engine, record)
+        tcp = TcpModel() if tcp is None else tcp
+        self.config = ClockConfig(model_bytes, seed, window_bytes, compute_ms, sampling, engine, record, tcp)
         self.topology = topo = load_topology(topology, trace_overrides=trace_overrides)
         self._idx = TreeIndex(topo)
         if engine == "vector" and self._idx.links_shared:
@@ -107,8 +113,10 @@ class NetworkClock:
             )
         self.engine = engine
         self.rounds_by_engine = {"vector": 0, "simpy": 0}  # which backend priced each round
-        self._links = LinkModel(topo, seed=seed, sampling=sampling)
+        self._links = LinkModel(topo, seed=seed, sampling=sampling, payload_share=tcp.payload_share)
         n, M = topo.n_workers, self._idx.M
+        # each node's connections to its parent (one per direction) keep their windows between rounds
+        self._conn = None if tcp.fluid else Connections(tcp, [len(v) for v in self._idx.level_nodes], window_bytes)
         self._setup_compute(seed_roots(seed)[2], compute_ms, sampling)
         self._clock = np.zeros(n)
         self._compute = np.zeros(n)
@@ -266,10 +274,10 @@ class NetworkClock:
         window = self.config.window_bytes
         rates = solo_rates(plan, window) if self.engine != "simpy" else None
         if rates is not None and solo_rates_fit(self._idx, plan, *rates):
-            tm = vector_round(plan, self._clock, floor, S, rates)
+            tm = vector_round(plan, self._clock, floor, S, rates, self._conn)
             self.rounds_by_engine["vector"] += len(forest.roots)
         else:  # a shared link may saturate: simulate the flows
-            tm = simpy_round(plan, self._clock, floor, S, window)
+            tm = simpy_round(plan, self._clock, floor, S, window, self._conn)
             self.rounds_by_engine["simpy"] += len(forest.roots)
         up_chain = down_chain = np.zeros(len(forest.roots))
         for d in range(l + 1, M + 1):  # own-path transfer time from the top down to each node

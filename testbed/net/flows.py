@@ -2,8 +2,9 @@
 
 A transfer first waits its path's one-way latency, then becomes a *flow* that moves its
 bytes at a rate set by max-min fairness over the links it crosses (progressive filling),
-optionally capped per flow (a TCP window: W / RTT). Rates are recomputed whenever a flow
-starts or ends, but only inside its *zone*: the flows whose links are connected through
+optionally capped per flow (a TCP window: W / RTT) by a cap that may rise in steps (slow
+start: the window doubles every round trip, :mod:`testbed.net.tcp`). Rates are
+recomputed whenever a flow starts, ends or its cap steps, but only inside its *zone*: the flows whose links are connected through
 shared links (zones merge as flows bridge them and never split, so a zone always holds
 every flow a change could reach). Flows on disjoint links never cost each other
 anything, and a zone's flows are re-rated together in numpy with one pending timer.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 import simpy
@@ -107,6 +108,13 @@ def _fill(inc_slot: np.ndarray, inc_link: np.ndarray, cap_link: np.ndarray, cap_
         frozen += np.bincount(inc_link, weights=np.where(freeze[inc_slot], rate[inc_slot], 0.0), minlength=n_links)
         act &= ~freeze
     return rate
+
+
+class SlowStart(NamedTuple):
+    """A flow's rising cap: ``cwnd_bytes * 2**k / rtt_s`` in its k-th round trip."""
+
+    rtt_s: float
+    cwnd_bytes: float
 
 
 class _Flow:
@@ -214,25 +222,52 @@ class FlowNetwork:
         self.n_recomputes = 0  # flows re-rated in total (a cost counter for tests/benchmarks)
 
     def transfer(
-        self, links: Sequence[int], size_bytes: float, *, latency_s: float = 0.0, cap_bytes_per_s: float = math.inf
+        self, links: Sequence[int], size_bytes: float, *, latency_s: float = 0.0, cap_bytes_per_s: float = math.inf,
+        slow_start: SlowStart | None = None,
     ) -> simpy.Process:
         """A process that waits ``latency_s``, then moves ``size_bytes`` over ``links`` at
-        its max-min share; its value is the finish time."""
+        its max-min share, never above ``cap_bytes_per_s`` nor, with ``slow_start``, above
+        its window's rate in each round trip; its value is the finish time."""
         for link in links:
             if link not in self.capacity:
                 raise ValueError(f"transfer over unknown link {link}")
         if size_bytes < 0 or latency_s < 0:
             raise ValueError(f"size_bytes ({size_bytes}) and latency_s ({latency_s}) must be >= 0")
-        return self.env.process(self._run(tuple(links), float(size_bytes), float(latency_s), float(cap_bytes_per_s)))
+        return self.env.process(
+            self._run(tuple(links), float(size_bytes), float(latency_s), float(cap_bytes_per_s), slow_start)
+        )
 
-    def _run(self, links: tuple[int, ...], size: float, latency_s: float, cap: float):
+    def _run(self, links: tuple[int, ...], size: float, latency_s: float, cap: float, slow_start: SlowStart | None):
         if latency_s > 0:
             yield self.env.timeout(latency_s)
         if size > 0:
             flow = _Flow(next(self._ids), links, self.env.event())
-            self._start(flow, size, cap)
+            if slow_start is None or not slow_start.rtt_s > 0:
+                self._start(flow, size, cap)
+            else:
+                # past this rate the window cannot bind: the narrowest link or the final cap does
+                ceiling = min(cap, min(self.capacity[link] for link in links))
+                self._start(flow, size, min(cap, slow_start.cwnd_bytes / slow_start.rtt_s))
+                self._ramp(flow, slow_start, 1, cap, ceiling)
             yield flow.done
         return self.env.now
+
+    def _ramp(self, flow: _Flow, ss: SlowStart, k: int, final_cap: float, ceiling: float) -> None:
+        """Raise the flow's cap at the start of its k-th round trip (k = 1, 2, ...),
+        until the window no longer limits it."""
+        if ss.cwnd_bytes * 2.0 ** (k - 1) / ss.rtt_s >= ceiling:
+            return
+
+        def step(_ev) -> None:
+            if flow.done.triggered:
+                return
+            zone = flow.zone
+            zone.settle(self.env.now)
+            zone.cap[flow.slot] = min(final_cap, ss.cwnd_bytes * 2.0**k / ss.rtt_s)
+            self._rerate(zone)
+            self._ramp(flow, ss, k + 1, final_cap, ceiling)
+
+        self.env.timeout(ss.rtt_s).callbacks.append(step)
 
     def _start(self, flow: _Flow, size: float, cap: float) -> None:
         now = self.env.now

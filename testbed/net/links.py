@@ -27,15 +27,17 @@ def seed_roots(seed: int | np.random.SeedSequence) -> tuple[np.random.SeedSequen
 class LinkModel:
     """Latency and capacity of every link of a topology, with seeded trace samplers."""
 
-    def __init__(self, topology: Topology, *, seed: int | np.random.SeedSequence, sampling: str = "replay"):
+    def __init__(self, topology: Topology, *, seed: int | np.random.SeedSequence, sampling: str = "replay",
+                 payload_share: float = 1.0):
         self.topology = topology
+        self.payload_share = payload_share  # capacities count payload: line rate x MSS / (MSS + headers)
         links = topology.links
         n = len(links)
         rtt_root, bw_root, _ = seed_roots(seed)
         # fixed parts (ms); a traced link's fixed latency is 0 and its sample is added
         self.fixed_latency_ms = np.array([lk.latency_ms or 0.0 for lk in links])
-        self.up_bytes_per_s = np.array([(lk.up_mbps or np.nan) * MBPS_TO_BYTES_PER_S for lk in links])
-        self.down_bytes_per_s = np.array([(lk.down_mbps or np.nan) * MBPS_TO_BYTES_PER_S for lk in links])
+        self.up_bytes_per_s = np.array([(lk.up_mbps or np.nan) * MBPS_TO_BYTES_PER_S for lk in links]) * payload_share
+        self.down_bytes_per_s = np.array([(lk.down_mbps or np.nan) * MBPS_TO_BYTES_PER_S for lk in links]) * payload_share
         self.rtt_member = np.full(n, -1, dtype=np.int64)
         self.bw_member = np.full(n, -1, dtype=np.int64)
         rtt_ss = rtt_root.spawn(n) if any(lk.rtt_trace for lk in links) else []
@@ -68,7 +70,7 @@ class LinkModel:
         return out
 
     def draw_capacities(self, link_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(up, down) capacity in bytes/s of each link (unique ids); a link with a
+        """(up, down) payload capacity in bytes/s of each link (unique ids); a link with a
         bandwidth trace draws one sample, used for both directions."""
         link_ids = np.asarray(link_ids, dtype=np.int64)
         up = self.up_bytes_per_s[link_ids]
@@ -76,7 +78,7 @@ class LinkModel:
         m = self.bw_member[link_ids]
         traced = np.flatnonzero(m >= 0)
         if len(traced):
-            cap = self._bw.draw(m[traced], unique=True) * MBPS_TO_BYTES_PER_S
+            cap = self._bw.draw(m[traced], unique=True) * MBPS_TO_BYTES_PER_S * self.payload_share
             up[traced] = cap
             down[traced] = cap
         return up, down

@@ -9,8 +9,9 @@ import networkx as nx
 import numpy as np
 import simpy
 
-from .flows import FlowNetwork, directed
+from .flows import FlowNetwork, SlowStart, directed
 from .links import LinkModel, window_cap
+from .tcp import TcpModel
 from .topology import Topology, load_topology
 
 DEFAULT_WINDOW_BYTES = 4 * 2**20
@@ -25,14 +26,18 @@ def simulate_flows(
     window_bytes: int | None = DEFAULT_WINDOW_BYTES,
     sampling: str = "replay",
     trace_overrides: Mapping[str, str | os.PathLike] | None = None,
+    tcp: TcpModel | None = None,
 ) -> list[float]:
     """Finish time (s) of each flow ``(src, dst, size_bytes, start_s)`` routed over the
     tree path between two nodes: it waits the path's one-way latency (half an RTT sample
     per traced link, in flow order then path order), then shares links max-min fairly,
-    each flow capped at ``window_bytes`` / path RTT (``None``: no cap). Links with a
+    each flow capped at ``window_bytes`` / path RTT (``None``: no cap) and, under the
+    default TCP model, by slow start from the initial window (each flow is a fresh
+    connection; ``tcp=TcpModel(kind='fluid')`` for plain max-min). Links with a
     bandwidth trace draw one capacity for the whole run, in link order."""
+    tcp = TcpModel() if tcp is None else tcp
     topo = load_topology(topology, trace_overrides=trace_overrides)
-    links = LinkModel(topo, seed=seed, sampling=sampling)
+    links = LinkModel(topo, seed=seed, sampling=sampling, payload_share=tcp.payload_share)
     paths: list[list[tuple[int, bool]]] = []
     for k, f in enumerate(flows):
         if len(f) != 4:
@@ -60,14 +65,15 @@ def simulate_flows(
         rtt_s = float(rtt_ms[bounds[k] : bounds[k + 1]].sum()) / 1e3
         cap = float(window_cap(rtt_s, window_bytes))
         links_k = [directed(link, up) for link, up in p]
-        procs.append(env.process(_flow(env, net, links_k, float(f[2]), float(f[3]), rtt_s / 2, cap)))
+        ramp = None if tcp.fluid else SlowStart(rtt_s, tcp.initial_window_bytes)
+        procs.append(env.process(_flow(env, net, links_k, float(f[2]), float(f[3]), rtt_s / 2, cap, ramp)))
     env.run()
     return [float(p.value) for p in procs]
 
 
 def _flow(env: simpy.Environment, net: FlowNetwork, links: list[int], size: float, start_s: float,
-          latency_s: float, cap: float):
+          latency_s: float, cap: float, slow_start: SlowStart | None):
     if start_s > 0:
         yield env.timeout(start_s)
-    finish = yield net.transfer(links, size, latency_s=latency_s, cap_bytes_per_s=cap)
+    finish = yield net.transfer(links, size, latency_s=latency_s, cap_bytes_per_s=cap, slow_start=slow_start)
     return finish

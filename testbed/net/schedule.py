@@ -16,7 +16,8 @@ Two backends compute the same round:
 * ``simpy``: SimPy processes per transfer and server over :class:`FlowNetwork`; general
   (links shared by several transfers, e.g. behind a router).
 * ``vector``: numpy over the levels of the tree, each transfer at its solo rate
-  min(link capacities, window cap). Exact whenever no shared link can saturate: always
+  min(link capacities, window cap), ramped up by slow start (:mod:`testbed.net.tcp`)
+  unless the model is fluid. Exact whenever no shared link can saturate: always
   in a pure tree (each hop has links of its own), and behind routers when the solo
   rates of a phase's transfers sum to at most each shared link's capacity, which
   :func:`solo_rates_fit` checks round by round.
@@ -36,8 +37,9 @@ from typing import Sequence
 import numpy as np
 import simpy
 
-from .flows import FlowNetwork, directed
+from .flows import FlowNetwork, SlowStart, directed
 from .links import LinkModel, window_cap
+from .tcp import Connections, slow_start_s
 from .topology import Topology
 
 
@@ -301,10 +303,11 @@ def solo_rates_fit(idx: TreeIndex, plan: RoundPlan, up: list, down: list) -> boo
 
 
 def vector_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_bytes: float,
-                 rates: tuple[list, list]) -> RoundTimes:
+                 rates: tuple[list, list], conn: Connections | None = None) -> RoundTimes:
     """The round in closed form, level by level, each transfer at its solo rate (exact
     when :func:`solo_rates_fit`). Inactive nodes carry NaN, which fmax/fmin skip.
-    ``floor_s``: per subtree, when its previous broadcast arrived everywhere."""
+    ``floor_s``: per subtree, when its previous broadcast arrived everywhere; ``conn``:
+    the TCP connections' windows (None: fluid flows, at their rate from the first byte)."""
     forest = plan.forest
     M, l = len(plan.active) - 1, forest.level
     up_rate, down_rate = rates
@@ -318,18 +321,40 @@ def vector_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size
             t.first_arrival[d] = np.fmin.reduceat(t.up_end[d + 1], forest.seg[d])
         if d > l:
             t.up_start[d] = start
-            t.up_end[d] = start + plan.up_latency_s[d] + size_bytes / up_rate[d]
+            if conn is None:
+                t.up_end[d] = start + plan.up_latency_s[d] + size_bytes / up_rate[d]
+            else:
+                flow_s = _tcp_flows_s(conn, True, d, plan, start, size_bytes, up_rate[d])
+                t.up_end[d] = start + plan.up_latency_s[d] + flow_s
     ready = np.maximum(t.barrier[l], floor_s)
     for d in range(l + 1, M + 1):
         t.down_start[d] = ready = ready[forest.pp[d]]
-        t.down_end[d] = ready = ready + plan.down_latency_s[d] + size_bytes / down_rate[d]
+        if conn is None:
+            t.down_end[d] = ready = ready + plan.down_latency_s[d] + size_bytes / down_rate[d]
+        else:
+            flow_s = _tcp_flows_s(conn, False, d, plan, ready, size_bytes, down_rate[d])
+            t.down_end[d] = ready = ready + plan.down_latency_s[d] + flow_s
     return t
 
 
+def _tcp_flows_s(conn: Connections, up: bool, d: int, plan: RoundPlan, start_s: np.ndarray, size_bytes: float,
+                 rate: np.ndarray) -> np.ndarray:
+    """Slow-start flow times of level d's transfers starting at ``start_s`` (NaN: no
+    transfer); their connections' windows are updated."""
+    nodes = plan.forest.nodes[d]
+    rtt = (plan.up_rtt_s if up else plan.down_rtt_s)[d]
+    cwnd = conn.start_windows(up, d, nodes, start_s, rtt)
+    flow_s = slow_start_s(size_bytes, rate, rtt, cwnd)
+    sent = np.flatnonzero(~np.isnan(start_s))
+    conn.finish(up, d, nodes[sent], cwnd[sent], size_bytes, (start_s + flow_s)[sent])
+    return flow_s
+
+
 def simpy_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_bytes: float,
-                window_bytes: int | None) -> RoundTimes:
+                window_bytes: int | None, conn: Connections | None = None) -> RoundTimes:
     """The round as SimPy processes over a :class:`FlowNetwork` (general: shared links).
-    The forest's subtrees share no link, so their flows never meet."""
+    The forest's subtrees share no link, so their flows never meet. ``conn``: as in
+    :func:`vector_round`."""
     forest = plan.forest
     M, l = len(plan.active) - 1, forest.level
     capacity = {directed(int(i), True): float(plan.cap_up[i]) for i in forest.links}
@@ -347,13 +372,24 @@ def simpy_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_
     def hop(d: int, i: int, up: bool) -> list[int]:
         return [directed(int(x), up) for x in forest.hop(d, i, up=up)]
 
+    def transfer(d: int, i: int, up: bool):
+        """One hop's transfer, from now; with TCP, on its connection's window."""
+        rtt, latency = (plan.up_rtt_s if up else plan.down_rtt_s)[d][i], (plan.up_latency_s if up else plan.down_latency_s)[d][i]
+        cap = float(window_cap(rtt, window_bytes))
+        if conn is None:
+            yield net.transfer(hop(d, i, up), size_bytes, latency_s=latency, cap_bytes_per_s=cap)
+            return
+        node = forest.nodes[d][i : i + 1]
+        cwnd = float(conn.start_windows(up, d, node, env.now, rtt)[0])
+        yield net.transfer(hop(d, i, up), size_bytes, latency_s=latency, cap_bytes_per_s=cap,
+                           slow_start=SlowStart(float(rtt), cwnd))
+        conn.finish(up, d, node, cwnd, size_bytes, env.now - latency)
+
     def send_up(d: int, i: int, start_s: float | None):
         if start_s is not None:
             yield env.timeout(start_s)  # from time 0, so the start is exact
         t.up_start[d][i] = env.now
-        rtt = plan.up_rtt_s[d][i]
-        cap = float(window_cap(rtt, window_bytes))
-        yield net.transfer(hop(d, i, True), size_bytes, latency_s=plan.up_latency_s[d][i], cap_bytes_per_s=cap)
+        yield from transfer(d, i, True)
         t.up_end[d][i] = env.now
         arrived[d][i].succeed()
 
@@ -374,8 +410,7 @@ def simpy_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_
     def send_down(d: int, i: int):
         yield ready[d - 1][int(forest.pp[d][i])]
         t.down_start[d][i] = env.now
-        cap = float(window_cap(plan.down_rtt_s[d][i], window_bytes))
-        yield net.transfer(hop(d, i, False), size_bytes, latency_s=plan.down_latency_s[d][i], cap_bytes_per_s=cap)
+        yield from transfer(d, i, False)
         t.down_end[d][i] = env.now
         ready[d][i].succeed()
 

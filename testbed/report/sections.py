@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from testbed.experiment.config import saved_tcp_model
 from testbed.report.curves import seed_band
 from testbed.report.figures import accuracy_figure, breakdown_figure, trace_ecdf_figure
 from testbed.report.markup import esc, figure_html, fmt_number, html_table
@@ -125,10 +126,23 @@ def topology_section(run: RunFolder) -> Section:
         return Section("topology", title, message(str(err)))
     roles = [r for _, r in run.topology.nodes(data="role")]
     counts = ", ".join(f"{roles.count(r)} {r}{'s' if roles.count(r) > 1 else ''}" for r in dict.fromkeys(roles))
-    body = f'<p class="note">{esc(counts)}. Hover a node for its period or compute time, the middle of a link for its latency and bandwidth.</p>'
+    body = _network_model_html(run)
+    body += f'<p class="note">{esc(counts)}. Hover a node for its period or compute time, the middle of a link for its latency and bandwidth.</p>'
     if layout.unreached:
         body += message(f"not connected to {layout.root}: {', '.join(layout.unreached)}")
     return Section("topology", title, body + figure_html(topology_figure(run.topology, layout), "topology"))
+
+
+def _network_model_html(run: RunFolder) -> str:
+    """How transfers were timed: the TCP model and its settings."""
+    try:
+        tcp = saved_tcp_model(dict(run.config))
+    except (ValueError, TypeError) as err:
+        return message(f"config.json: the TCP model's keys are not valid ({err}); the network model is not stated.")
+    window = run.config.get("window_kib", 4096)
+    cap = f"socket window W = {fmt_number(window)} KiB (each flow at most W / RTT)" if window else "no socket window cap"
+    where = "" if tcp.fluid else "; checked against packet-level TCP (ns-3) in bench/netval"
+    return f'<p class="note"><b>Network model</b>: {esc(tcp.describe())}; {esc(cap)}{esc(where)}.</p>'
 
 
 def traces_section(run: RunFolder) -> Section:

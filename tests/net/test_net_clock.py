@@ -7,7 +7,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from testbed.net import NetworkClock, load_topology, price_schedule
+from testbed.net import FLUID, NetworkClock, load_topology, price_schedule
 
 TOL = 1e-9
 S = 1e5  # model bytes: 0.1 s on an 8 Mbit/s link
@@ -21,7 +21,7 @@ def _log(clock: NetworkClock, kinds=("up", "barrier", "down")) -> list[tuple[str
 
 def test_event_log_of_local_then_global_rounds(helpers):
     # access 5 ms + 8 Mbit/s (0.1 s per model), uplink 20 ms + 80 Mbit/s (0.01 s); 10 ms compute
-    clock = NetworkClock(helpers.two_level(groups=(2, 2), periods=(4, 2)), model_bytes=S, seed=0, window_bytes=None)
+    clock = NetworkClock(helpers.two_level(groups=(2, 2), periods=(4, 2)), model_bytes=S, seed=0, window_bytes=None, tcp=FLUID)
     for t in (1, 2):
         clock.advance(t)
     # two rounds at t=2 (one per server); ties stay in log order, round by round
@@ -53,7 +53,7 @@ def test_event_log_of_local_then_global_rounds(helpers):
 def test_a_straggler_holds_the_barrier(helpers):
     g = helpers.star(2, period=1)
     g.nodes["w1"]["slowdown"] = 3.0  # 30 ms per iteration instead of 10
-    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None)
+    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None, tcp=FLUID)
     clock.advance(1)
     assert _log(clock) == [("up", "w0", 0.115), ("up", "w1", 0.135), ("barrier", "cloud", 0.135),
                            ("down", "w0", 0.24), ("down", "w1", 0.24)]
@@ -69,7 +69,7 @@ def test_a_straggler_holds_the_barrier(helpers):
 def test_compute_between_aggregations_needs_no_waiting(helpers):
     g = helpers.two_level(groups=(1, 1), periods=(4, 2))
     g.nodes["w1"]["compute_ms"] = 50.0
-    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None)
+    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None, tcp=FLUID)
     clock.advance(1)
     np.testing.assert_allclose(clock.clocks_s, [0.01, 0.05], atol=TOL)  # independent clocks
     assert clock.events == []
@@ -78,18 +78,18 @@ def test_compute_between_aggregations_needs_no_waiting(helpers):
 def test_window_cap_and_asymmetric_links_in_a_round(helpers, mbps):
     g = helpers.star(1, period=1, link={"latency_ms": 40.0, "up_mbps": 20.0, "down_mbps": 150.0})
     w = 2**16  # 64 KiB over an 80 ms RTT: 0.82 MB/s, below both directions' capacity
-    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=w, compute_ms=0.0)
+    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=w, tcp=FLUID, compute_ms=0.0)
     clock.advance(1)
     up = 0.04 + S / min(20 * mbps, w / 0.08)
     down = 0.04 + S / min(150 * mbps, w / 0.08)
     assert clock.now_s == pytest.approx(up + down, abs=TOL)
-    clock2 = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None, compute_ms=0.0)
+    clock2 = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None, tcp=FLUID, compute_ms=0.0)
     clock2.advance(1)
     assert clock2.now_s == pytest.approx(0.08 + S / (20 * mbps) + S / (150 * mbps), abs=TOL)
 
 
 def test_partial_participation(helpers):
-    clock = NetworkClock(helpers.two_level(groups=(2, 2), periods=(2, 2)), model_bytes=S, seed=0, window_bytes=None)
+    clock = NetworkClock(helpers.two_level(groups=(2, 2), periods=(2, 2)), model_bytes=S, seed=0, window_bytes=None, tcp=FLUID)
     mask = np.array([True, False, False, False])
     clock.advance(1, mask)
     np.testing.assert_allclose(clock.clocks_s, [0.01, 0, 0, 0], atol=TOL)  # non-participants do not compute
@@ -113,7 +113,7 @@ def test_previous_broadcast_must_finish_before_the_next(helpers, mbps):
     """w1's slow downlink is still receiving round 1 when round 2 (w0 only) is ready."""
     g = helpers.star(2, period=1)
     g.edges["cloud", "w1"]["bandwidth_mbps"] = 0.8  # 1 s per model
-    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None)
+    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None, tcp=FLUID)
     clock.advance(1)
     d1 = max(e.end_s for e in clock.events if e.kind == "down" and e.node == "w1")
     assert d1 == pytest.approx(0.01 + 1.005 + 1.005, abs=TOL)  # w1's slow up, then slow down
@@ -227,7 +227,7 @@ def test_routers_share_links_and_use_the_simpy_backend(helpers, mbps):
         g.add_edge("r", f"s{k}", latency_ms=0.0, bandwidth_mbps=1e4)
         g.add_node(f"w{k}", role="worker", compute_ms=0.0)
         g.add_edge(f"s{k}", f"w{k}", latency_ms=0.0, bandwidth_mbps=1e4)
-    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None)
+    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None, tcp=FLUID)
     with pytest.raises(ValueError, match="engine='vector' is exact only"):
         NetworkClock(g, model_bytes=S, seed=0, engine="vector")
     clock.advance(1)
@@ -238,7 +238,7 @@ def test_routers_share_links_and_use_the_simpy_backend(helpers, mbps):
         assert ups[f"s{k}"].end_s - ups[f"s{k}"].start_s == pytest.approx(2 * S / (8 * mbps), abs=TOL)
         assert ups[f"w{k}"].end_s == pytest.approx(fast, abs=TOL)
     g.edges["cloud", "r"]["bandwidth_mbps"] = 1e5  # now it cannot saturate: the closed form is exact
-    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None)
+    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None, tcp=FLUID)
     clock.advance(1)
     assert clock.rounds_by_engine == {"vector": 1, "simpy": 0}
 
@@ -302,7 +302,7 @@ def test_bootstrap_sampling_is_seeded():
 
 def test_bandwidth_trace_gives_each_round_one_capacity(helpers, trace_dir, mbps):
     g = helpers.star(1, period=1, link={"latency_ms": 0.0, "bandwidth_trace": "bw_a"})  # 4, 8, 16 Mbit/s
-    clock = price_schedule(load_topology(g, trace_dir=trace_dir), 6, model_bytes=S, seed=0, window_bytes=None,
+    clock = price_schedule(load_topology(g, trace_dir=trace_dir), 6, model_bytes=S, seed=0, window_bytes=None, tcp=FLUID,
                            compute_ms=0.0)
     ups = [e.end_s - e.start_s for e in clock.events if e.kind == "up"]
     downs = [e.end_s - e.start_s for e in clock.events if e.kind == "down"]

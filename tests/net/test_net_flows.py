@@ -8,7 +8,7 @@ import networkx as nx
 import pytest
 import simpy
 
-from testbed.net import FlowNetwork, max_min_rates, simulate_flows
+from testbed.net import FLUID, FlowNetwork, max_min_rates, simulate_flows
 
 S = 1e6  # bytes
 TOL = 1e-9
@@ -42,14 +42,14 @@ def _bottleneck(n: int, *, cap_mbps: float, latency_ms: float = 0.0) -> nx.Graph
 
 def test_one_flow(mbps):
     g = _chain({"latency_ms": 7.0, "bandwidth_mbps": 8.0})
-    (t,) = simulate_flows(g, [("w", "cloud", S, 0.5)], window_bytes=None)
+    (t,) = simulate_flows(g, [("w", "cloud", S, 0.5)], window_bytes=None, tcp=FLUID)
     assert t == pytest.approx(0.5 + 0.007 + S / (8 * mbps), abs=TOL)
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 16])
 def test_n_flows_sharing_a_bottleneck_each_take_n_s_over_c(mbps, n):
     g = _bottleneck(n, cap_mbps=40.0)
-    times = simulate_flows(g, [(f"w{k}", "cloud", S, 0.0) for k in range(n)], window_bytes=None)
+    times = simulate_flows(g, [(f"w{k}", "cloud", S, 0.0) for k in range(n)], window_bytes=None, tcp=FLUID)
     for t in times:
         assert t == pytest.approx(n * S / (40 * mbps), abs=TOL)
 
@@ -58,7 +58,7 @@ def test_staggered_starts_change_shares_mid_flow(mbps):
     c = 8 * mbps
     t1 = 0.3  # the second flow starts while the first has S - c*t1 bytes left
     g = _bottleneck(2, cap_mbps=8.0)
-    a, b = simulate_flows(g, [("w0", "cloud", S, 0.0), ("w1", "cloud", S, t1)], window_bytes=None)
+    a, b = simulate_flows(g, [("w0", "cloud", S, 0.0), ("w1", "cloud", S, t1)], window_bytes=None, tcp=FLUID)
     # both at c/2 until A ends at 2S/c - t1; then B alone at c with c*t1 bytes left
     assert a == pytest.approx(2 * S / c - t1, abs=TOL)
     assert b == pytest.approx(2 * S / c, abs=TOL)
@@ -67,7 +67,7 @@ def test_staggered_starts_change_shares_mid_flow(mbps):
 def test_a_short_flow_leaves_early_and_the_long_one_speeds_up(mbps):
     c = 8 * mbps
     g = _bottleneck(2, cap_mbps=8.0)
-    a, b = simulate_flows(g, [("w0", "cloud", S, 0.0), ("w1", "cloud", 3 * S, 0.0)], window_bytes=None)
+    a, b = simulate_flows(g, [("w0", "cloud", S, 0.0), ("w1", "cloud", 3 * S, 0.0)], window_bytes=None, tcp=FLUID)
     assert a == pytest.approx(2 * S / c, abs=TOL)
     assert b == pytest.approx(2 * S / c + 2 * S / c, abs=TOL)  # 2S left at full rate
 
@@ -84,22 +84,22 @@ def test_window_limited_long_rtt_path(mbps):
     g = _chain({"latency_ms": 50.0, "bandwidth_mbps": 10_000.0}, {"latency_ms": 10.0, "bandwidth_mbps": 10_000.0})
     rtt = 2 * 0.060
     assert w / rtt < 10_000 * mbps  # the window binds, not the links
-    (t,) = simulate_flows(g, [("w", "cloud", 10 * S, 0.0)], window_bytes=w)
+    (t,) = simulate_flows(g, [("w", "cloud", 10 * S, 0.0)], window_bytes=w, tcp=FLUID)
     assert t == pytest.approx(rtt / 2 + 10 * S / (w / rtt), abs=TOL)
-    (t,) = simulate_flows(g, [("w", "cloud", 10 * S, 0.0)], window_bytes=None)
+    (t,) = simulate_flows(g, [("w", "cloud", 10 * S, 0.0)], window_bytes=None, tcp=FLUID)
     assert t == pytest.approx(rtt / 2 + 10 * S / (10_000 * mbps), abs=TOL)
 
 
 def test_asymmetric_up_and_down_bandwidth(mbps):
     g = _chain({"latency_ms": 1.0, "up_mbps": 20.0, "down_mbps": 150.0})
-    up, down = simulate_flows(g, [("w", "cloud", S, 0.0), ("cloud", "w", S, 0.0)], window_bytes=None)
+    up, down = simulate_flows(g, [("w", "cloud", S, 0.0), ("cloud", "w", S, 0.0)], window_bytes=None, tcp=FLUID)
     assert up == pytest.approx(0.001 + S / (20 * mbps), abs=TOL)
     assert down == pytest.approx(0.001 + S / (150 * mbps), abs=TOL)  # full duplex: no sharing
 
 
 def test_up_mbps_overrides_bandwidth_mbps_per_direction(mbps):
     g = _chain({"latency_ms": 0.0, "bandwidth_mbps": 100.0, "up_mbps": 10.0})
-    up, down = simulate_flows(g, [("w", "cloud", S, 0.0), ("cloud", "w", S, 0.0)], window_bytes=None)
+    up, down = simulate_flows(g, [("w", "cloud", S, 0.0), ("cloud", "w", S, 0.0)], window_bytes=None, tcp=FLUID)
     assert (up, down) == (pytest.approx(S / (10 * mbps)), pytest.approx(S / (100 * mbps)))
 
 
@@ -108,7 +108,7 @@ def test_bandwidth_trace_gives_one_capacity_per_run(helpers, trace_dir, mbps):
 
     g = _chain({"latency_ms": 0.0, "bandwidth_trace": "bw_a"})
     topo = load_topology(g, trace_dir=trace_dir)
-    (t,) = simulate_flows(topo, [("w", "cloud", S, 0.0)], seed=5, window_bytes=None)
+    (t,) = simulate_flows(topo, [("w", "cloud", S, 0.0)], seed=5, window_bytes=None, tcp=FLUID)
     assert any(t == pytest.approx(S / (v * mbps), abs=TOL) for v in (4.0, 8.0, 16.0))
 
 

@@ -1,4 +1,10 @@
-"""Validate the flow-level model against a small packet-level model written here.
+"""The fluid flow model (``tcp=FLUID``) is the limit of a fixed-window packet model.
+
+This checks the flow-level machinery (max-min sharing, the W / RTT cap, multi-hop
+paths) against packets; it is not a validation of the clock against TCP, since the
+packet model below was written here with the fluid model's own assumptions (no slow
+start). The TCP model is validated against ns-3 in ``bench/netval`` and
+``test_net_netval.py``.
 
 The packet model: each direction of a link is a store-and-forward port that sends one
 packet at a time at the link's rate, serving the flows with queued packets round robin
@@ -18,7 +24,7 @@ import numpy as np
 import pytest
 import simpy
 
-from testbed.net import load_topology, simulate_flows
+from testbed.net import FLUID, load_topology, simulate_flows
 from testbed.net.topology import Topology
 
 MSS = 9000  # bytes per packet: jumbo frames keep the test fast (1500 B moved every error by < 0.05 points)
@@ -153,7 +159,7 @@ def _scenarios() -> dict[str, tuple[str, list]]:
 def test_flow_model_matches_packet_model_within_10_percent(scenario):
     name, flows = _scenarios()[scenario]
     topo = frozen(name)
-    fluid = simulate_flows(topo, flows, window_bytes=WINDOW)
+    fluid = simulate_flows(topo, flows, window_bytes=WINDOW, tcp=FLUID)
     packet = packet_finish_times(topo, flows)
     errors = [(f - p) / p for f, p in zip(fluid, packet)]
     print(f"\n{scenario}: flow vs packet completion time")
@@ -177,7 +183,7 @@ def test_window_limited_error_is_below_one_rtt_and_shrinks_with_size():
     rel = []
     for size_mb in (1, 2, 4, 8, 16, 37, 74, 148):
         flows = [("near-ec2-0", "far-ec2", size_mb * MB, 0.0)]
-        (f,), (p,) = simulate_flows(topo, flows, window_bytes=WINDOW), packet_finish_times(topo, flows)
+        (f,), (p,) = simulate_flows(topo, flows, window_bytes=WINDOW, tcp=FLUID), packet_finish_times(topo, flows)
         rel.append((f - p) / p)
         print(f"  {size_mb:4d} MB  flow {f:7.4f} s  packet {p:7.4f} s  error {100 * rel[-1]:+6.1f}%  "
               f"({(f - p) / rtt:.2f} RTT)")
