@@ -324,7 +324,7 @@ def vector_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size
             if conn is None:
                 t.up_end[d] = start + plan.up_latency_s[d] + size_bytes / up_rate[d]
             else:
-                flow_s = _tcp_flows_s(conn, True, d, plan, start, size_bytes, up_rate[d])
+                flow_s = _tcp_flows_s(conn, True, d, plan, start, size_bytes, up_rate[d], plan.active[d])
                 t.up_end[d] = start + plan.up_latency_s[d] + flow_s
     ready = np.maximum(t.barrier[l], floor_s)
     for d in range(l + 1, M + 1):
@@ -332,21 +332,23 @@ def vector_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size
         if conn is None:
             t.down_end[d] = ready = ready + plan.down_latency_s[d] + size_bytes / down_rate[d]
         else:
-            flow_s = _tcp_flows_s(conn, False, d, plan, ready, size_bytes, down_rate[d])
+            flow_s = _tcp_flows_s(conn, False, d, plan, ready, size_bytes, down_rate[d], forest.full[d])
             t.down_end[d] = ready = ready + plan.down_latency_s[d] + flow_s
     return t
 
 
 def _tcp_flows_s(conn: Connections, up: bool, d: int, plan: RoundPlan, start_s: np.ndarray, size_bytes: float,
-                 rate: np.ndarray) -> np.ndarray:
-    """Slow-start flow times of level d's transfers starting at ``start_s`` (NaN: no
-    transfer); their connections' windows are updated."""
+                 rate: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Slow-start flow times of level d's transfers starting at ``start_s`` (NaN where
+    ``active`` is False: no transfer); their connections' windows are updated."""
     nodes = plan.forest.nodes[d]
     rtt = (plan.up_rtt_s if up else plan.down_rtt_s)[d]
     cwnd = conn.start_windows(up, d, nodes, start_s, rtt)
     flow_s = slow_start_s(size_bytes, rate, rtt, cwnd)
-    sent = np.flatnonzero(~np.isnan(start_s))
-    conn.finish(up, d, nodes[sent], cwnd[sent], size_bytes, (start_s + flow_s)[sent])
+    if active is plan.forest.full[d]:  # everyone sent
+        conn.finish(up, d, nodes, cwnd, size_bytes, start_s + flow_s)
+    else:
+        conn.finish(up, d, nodes[active], cwnd[active], size_bytes, (start_s + flow_s)[active])
     return flow_s
 
 

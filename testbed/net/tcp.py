@@ -54,8 +54,8 @@ class TcpModel:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
                 raise ValueError(f"{key}: must be an integer from {low} to {high:_}, got {value!r}")
         if isinstance(self.rto_min_ms, bool) or not isinstance(self.rto_min_ms, (int, float)) \
-                or not (math.isfinite(self.rto_min_ms) and 0 <= self.rto_min_ms <= 3.6e6):
-            raise ValueError(f"rto_min_ms: must be a number of ms from 0 to 3_600_000, got {self.rto_min_ms!r}")
+                or not (math.isfinite(self.rto_min_ms) and 0.001 <= self.rto_min_ms <= 3.6e6):
+            raise ValueError(f"rto_min_ms: must be a number of ms from 0.001 to 3_600_000, got {self.rto_min_ms!r}")
 
     @property
     def fluid(self) -> bool:
@@ -84,17 +84,24 @@ FLUID = TcpModel(kind="fluid")
 def slow_start_s(size_bytes, peak_bytes_per_s, rtt_s, cwnd_bytes) -> np.ndarray:
     """Time (s) a flow alone takes to move ``size_bytes`` from its first byte: in round
     trip k it moves at ``min(peak, cwnd * 2**k / rtt)``; ``peak`` is its rate once the
-    window no longer limits it (narrowest link, window cap W / R)."""
+    window no longer limits it (narrowest link, window cap W / R). NaN in, NaN out.
+
+    In units of the initial window: the flow moves 1, 2, 4, ... windows per round trip
+    until 2^k reaches q = peak * R / cwnd (K = ceil(log2 q) round trips), then q. After
+    m = min(floor(log2(size / cwnd + 1)), K) whole round trips it has moved 2^m - 1
+    windows, and the rest goes at min(2^m, q) windows per round trip."""
     size, peak, rtt, cwnd = (np.asarray(x, dtype=float) for x in (size_bytes, peak_bytes_per_s, rtt_s, cwnd_bytes))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = np.where(rtt > 0, peak * rtt / cwnd, 0.0)  # window (bytes) the path needs, in initial windows
-        ramp_rounds = np.where(ratio > 1, np.ceil(np.log2(ratio)), 0.0)  # rounds the window limits the flow
-        ramp_bytes = cwnd * (np.exp2(ramp_rounds) - 1)  # what those rounds move
-        # inside the ramp: k whole rounds, then the rest at the k-th round's rate cwnd 2^k / R
-        k = np.floor(np.log2(size / cwnd + 1))
-        in_ramp = rtt * (k + (size - cwnd * (np.exp2(k) - 1)) / (cwnd * np.exp2(k)))
-        after_ramp = ramp_rounds * rtt + (size - ramp_bytes) / peak
-    return np.where(size < ramp_bytes, in_ramp, after_ramp)
+    if (rtt == 0).any():  # no round trip, no ramp
+        return np.where(rtt == 0, size / peak, _slow_start_s(size, peak, np.where(rtt == 0, 1.0, rtt), cwnd))
+    return _slow_start_s(size, peak, rtt, cwnd)
+
+
+def _slow_start_s(size: np.ndarray, peak: np.ndarray, rtt: np.ndarray, cwnd: np.ndarray) -> np.ndarray:
+    window_rate = cwnd / rtt  # one initial window per round trip, bytes/s
+    q = peak / window_rate
+    m = np.minimum(np.floor(np.log2(size / cwnd + 1)), np.ceil(np.log2(np.maximum(q, 1.0))))
+    p = np.exp2(m)
+    return m * rtt + (size + cwnd * (1 - p)) / (window_rate * np.minimum(p, q))
 
 
 def window_after(cwnd_bytes, size_bytes, window_bytes: int | None) -> np.ndarray:
@@ -121,11 +128,10 @@ class Connections:
         cwnd = self._cwnd[up][d][nodes]
         if self.model.idle == "keep":
             return cwnd
-        rto = self.model.rto_min_ms / 1e3 + np.asarray(rtt_s, dtype=float)
-        with np.errstate(invalid="ignore"):
-            idle = np.asarray(start_s, dtype=float) - self._last_sent[up][d][nodes]
-            halvings = np.where(idle > rto, np.ceil(idle / rto) - 1, 0.0)
-        return np.maximum(self.model.initial_window_bytes, cwnd * np.exp2(-np.minimum(halvings, 1100.0)))
+        idle = start_s - self._last_sent[up][d][nodes]  # inf for a connection that never sent
+        rtos = np.ceil(idle / (rtt_s + self.model.rto_min_ms / 1e3))
+        # halved once per RTO past the first (Linux's tcp_cwnd_restart), never below IW
+        return np.maximum(self.model.initial_window_bytes, cwnd * np.minimum(np.exp2(1.0 - rtos), 1.0))
 
     def finish(self, up: bool, d: int, nodes, cwnd_bytes, size_bytes: float, last_sent_s) -> None:
         """Record finished transfers: their windows grew by the bytes sent, and the

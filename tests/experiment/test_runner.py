@@ -39,9 +39,11 @@ def test_run_folder_has_every_file_and_tidy_metrics(tiny_config, tmp_path):
     assert last["local:2"] > last["hsgd:40,2@0,2"]
 
 
-def test_retime_under_trace_b_equals_a_fresh_run_on_trace_b(tiny_config, tmp_path):
+@pytest.mark.parametrize("tcp", ["tcp_model=tcp", "tcp_model=fluid", "tcp_idle=keep"])
+def test_retime_under_trace_b_equals_a_fresh_run_on_trace_b(tiny_config, tmp_path, tcp):
     trace_b = write_slow_trace(tmp_path / "slow_inter_region.csv", base_ms=180.0)
     override = {"interregion_use1_usw2": str(trace_b), "home_near_ec2": str(write_slow_trace(tmp_path / "home.csv", 40.0))}
+    tiny_config = tiny_config.with_overrides([tcp])
     original = run_experiment(tiny_config, reports_root=tmp_path / "a", progress=False)
     retimed = retime(original, override)
     fresh_config = tiny_config.with_overrides([f"traces={','.join(f'{k}={v}' for k, v in override.items())}"])
@@ -56,6 +58,28 @@ def test_retime_under_trace_b_equals_a_fresh_run_on_trace_b(tiny_config, tmp_pat
     assert (a.sim_time_s.to_numpy() > before.sim_time_s.to_numpy()).all()
     assert (a.test_acc.to_numpy() == before.test_acc.to_numpy()).all()  # training untouched
     assert json.loads((retimed / "config.json").read_text())["retimed_from"] == str(original)
+
+
+def test_the_tcp_model_changes_the_clock_and_is_stated_in_the_report(tiny_config, tmp_path):
+    runs = {m: run_experiment(tiny_config.with_overrides([f"tcp_model={m}"]), reports_root=tmp_path / m, progress=False)
+            for m in ("tcp", "fluid")}
+    tcp, fluid = (pd.read_csv(runs[m] / "metrics.csv") for m in ("tcp", "fluid"))
+    assert (tcp.sim_time_s > fluid.sim_time_s).all()  # slow start and headers only ever cost time
+    assert (tcp.test_acc == fluid.test_acc).all()
+    report = (runs["tcp"] / "report.html").read_text(encoding="utf-8")
+    assert "Network model</b>: TCP slow start from 10 x 1448 B segments, 52 B of headers" in report
+    assert "idle connections restart (RTO = 200 ms + RTT)" in report and "W = 4,096 KiB" in report
+    assert "fluid max-min flows" in (runs["fluid"] / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_run_saved_before_the_tcp_model_keeps_the_fluid_clock(tiny_config, tmp_path):
+    run_dir = run_experiment(tiny_config.with_overrides(["tcp_model=fluid"]), reports_root=tmp_path, progress=False)
+    info = json.loads((run_dir / "config.json").read_text())
+    info["config"] = {k: v for k, v in info["config"].items() if not k.startswith("tcp_")}
+    (run_dir / "config.json").write_text(json.dumps(info))
+    retimed = retime(run_dir)
+    a, b = pd.read_csv(run_dir / "metrics.csv"), pd.read_csv(retimed / "metrics.csv")
+    np.testing.assert_array_equal(a.sim_time_s, b.sim_time_s)
 
 
 def test_retime_refuses_a_folder_that_is_not_a_run(tmp_path):
