@@ -14,7 +14,8 @@
 2. Re-time: seconds for ``price_schedule`` (the core of ``testbed retime``) to re-price
    a run of the given number of aggregation rounds without training, on a 100-worker
    three-level topology (each round aggregates several subtrees) and on a star
-   (local SGD: one aggregation per round). A row without a target re-prices the worst
+   (local SGD: one aggregation per round), under the default TCP model and, for
+   comparison, the fluid model (no slow start, no connection state). A row without a target re-prices the worst
    case: the whole 1000-worker tree every iteration over traced links.
 3. ``testbed retime`` end to end on a trained run folder of the three-level case: read,
    re-price, write metrics, events.csv and the report; once with events=aggregations
@@ -42,7 +43,7 @@ from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.retime import retime as retime_run
 from testbed.experiment.runner import NetworkTimer, run_experiment
 from testbed.models import build_model, count_parameters
-from testbed.net import NetworkClock, load_topology, price_schedule
+from testbed.net import FLUID, NetworkClock, TcpModel, load_topology, price_schedule
 from testbed.net.builders import hierarchy_graph
 
 PERIODS = (8, 4, 2)  # cloud, regional, edge: one aggregation round every 2 iterations
@@ -125,11 +126,14 @@ def traced_every_iteration(n_workers: int) -> nx.Graph:
 
 
 def retime(graph: nx.Graph, aggregations: int, period: int, label: str, target: bool = True,
-           model_bytes: float = 4 * 610) -> dict:
-    """Re-price a run with ``aggregations`` aggregation rounds (one every ``period`` iterations)."""
+           model_bytes: float = 4 * 610, tcp: TcpModel | None = None) -> dict:
+    """Re-price a run with ``aggregations`` aggregation rounds (one every ``period``
+    iterations) under the default TCP model, or ``tcp``."""
     topo = load_topology(graph)
+    if tcp is not None:
+        label += f", {tcp.kind} model"
     start = time.perf_counter()
-    clock = price_schedule(topo, aggregations * period, model_bytes=model_bytes, seed=0)
+    clock = price_schedule(topo, aggregations * period, model_bytes=model_bytes, seed=0, tcp=tcp)
     seconds = time.perf_counter() - start
     events = count_events(clock)
     return {
@@ -183,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
         retime(three_level(args.retime_workers, fan_out=(2, 5)), args.retime_aggregations, PERIODS[2], "three-level"),
         # ... and exactly one in local SGD
         retime(star(args.retime_workers), args.retime_aggregations, 1, "star (local SGD)"),
+        # the same two without slow start (the fluid model): what the TCP model costs
+        retime(three_level(args.retime_workers, fan_out=(2, 5)), args.retime_aggregations, PERIODS[2], "three-level",
+               target=False, tcp=FLUID),
+        retime(star(args.retime_workers), args.retime_aggregations, 1, "star (local SGD)", target=False, tcp=FLUID),
         # not a target: every round the whole tree (1000 workers, traced RTTs, a 37 MB model)
         retime(traced_every_iteration(args.workers), args.rounds, 1, "global every iteration", target=False,
                model_bytes=37e6),
