@@ -29,7 +29,7 @@ def installed():
 def test_help_is_the_default_target(installed):
     out = make()
     assert out.returncode == 0, out.stderr
-    for target in ("install", "experiment", "report", "retime", "test", "test-slow", "bench", "browser", "clean"):
+    for target in ("install", "experiment", "report", "retime", "test", "test-slow", "bench", "browser", "clean", "netval"):
         assert f"make {target}" in out.stdout
 
 
@@ -69,3 +69,13 @@ def test_test_target_is_wired_to_pytest(installed):
     # running the suite from inside itself would recurse; check what it would run
     out = make("-n", "test")
     assert out.returncode == 0 and "pytest" in out.stdout
+
+
+def test_netval_is_wired_and_lists_its_grid(installed):
+    # the grid itself needs ns-3 (a 0.5 GB wheel) and ~20 min of CPU: check what it would run
+    out = make("-n", "netval")
+    assert out.returncode == 0 and "ns3==3.44.post0" in out.stdout and "bench/netval/ns3run.py" in out.stdout
+    listed = subprocess.run([str(REPO / ".venv" / "bin" / "python"), str(REPO / "bench" / "netval" / "ns3run.py"),
+                             "--list", "--only", "single"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert sum(line.startswith("single/") for line in listed.stdout.splitlines()) == 36
