@@ -144,7 +144,7 @@ def retime(graph: nx.Graph, aggregations: int, period: int, label: str, target: 
     }  # fmt: skip
 
 
-def retime_command(graph: nx.Graph, aggregations: int, events: str) -> dict:
+def retime_command(graph: nx.Graph, aggregations: int, events: str, tcp_model: str = "tcp") -> dict:
     """``testbed retime`` end to end on a run folder of ``aggregations`` rounds: read the
     run, re-price it, write the new folder (metrics, events.csv, report). The run is
     trained first (logistic regression on the synthetic data), outside the timer."""
@@ -155,6 +155,7 @@ def retime_command(graph: nx.Graph, aggregations: int, events: str) -> dict:
         config = ExperimentConfig(
             topology=str(topology), algorithms=("hsgd",), seeds=(0,), model="logreg", iterations=iterations,
             batch_size=8, eval_every=max(1, iterations // 20), divergence_every=0, checkpoint_every=0, events=events,
+            tcp_model=tcp_model,
         )  # fmt: skip
         run = run_experiment(config, reports_root=Path(tmp), progress=False)
         start = time.perf_counter()
@@ -162,11 +163,13 @@ def retime_command(graph: nx.Graph, aggregations: int, events: str) -> dict:
         seconds = time.perf_counter() - start
         with open(out / "events.csv", encoding="utf-8") as f:
             rows = sum(1 for _ in f) - 1  # less the header
+    target = events == "aggregations" and tcp_model == "tcp"
     return {
-        "what": f"testbed retime, events={events}", "workers": sum(1 for _, role in graph.nodes(data="role") if role == "worker"),
+        "what": f"testbed retime, events={events}" + ("" if tcp_model == "tcp" else f", {tcp_model} model"),
+        "workers": sum(1 for _, role in graph.nodes(data="role") if role == "worker"),
         "aggregation_rounds": aggregations, "iterations": iterations, "total_s": seconds, "network_s": None,
         "network_fraction": None, "events": rows, "events_per_s": rows / seconds, "rounds_by_engine": "",
-        "target": "total_s < 2" if events == "aggregations" else "-", "holds": seconds < 2.0 if events == "aggregations" else None,
+        "target": "total_s < 2" if target else "-", "holds": seconds < 2.0 if target else None,
     }  # fmt: skip
 
 
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
                model_bytes=37e6),
         # the whole command: the run folder read and written, events.csv included
         retime_command(three_level(args.retime_workers, fan_out=(2, 5)), args.retime_aggregations, "aggregations"),
+        retime_command(three_level(args.retime_workers, fan_out=(2, 5)), args.retime_aggregations, "aggregations",
+                       tcp_model="fluid"),
         retime_command(three_level(args.retime_workers, fan_out=(2, 5)), args.retime_aggregations, "all"),
     ]
     print(table(rows))
