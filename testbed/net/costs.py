@@ -30,6 +30,8 @@ NO_PAYOFF_RATIO = 0.8
 """A local round costing this share of a global round or more saves at most a fifth of
 the communication of local SGD with the same local period: local aggregation cannot pay
 off (H-SGD also needs at least as many iterations as that local SGD)."""
+CHEAP_RATIO = 0.2
+"""Below this share a local round is cheap: H-SGD pays nearly only for its global rounds."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,6 @@ def payoff_sentence(costs: CostStructure) -> str:
     if len(costs.levels) < 2:
         return "This topology has one aggregation level: every round is a global round (local SGD only)."
     worst = max(costs.levels[1:], key=lambda lc: lc.ratio)
-    best = min(costs.levels[1:], key=lambda lc: lc.ratio)
     top = costs.levels[0]
     if worst.ratio >= NO_PAYOFF_RATIO:
         shared = worst.bottleneck_mbps is not None and worst.bottleneck == top.bottleneck
@@ -142,8 +143,12 @@ def payoff_sentence(costs: CostStructure) -> str:
                 f"{worst.ratio:.1%} of a global round ({_s(worst.cost_s)} vs {_s(top.cost_s)}), so H-SGD saves at most "
                 f"{1 - worst.ratio:.1%} of the communication of local SGD with its local period, and needs at least "
                 f"as many iterations.")
-    return (f"Local aggregation is cheap here: a level-{best.level} round costs {best.ratio:.1%} of a global round "
-            f"({_s(best.cost_s)} vs {_s(top.cost_s)}), so H-SGD can trade global rounds for local ones.")
+    if worst.ratio >= CHEAP_RATIO:
+        return (f"Local aggregation can pay off only in part: a level-{worst.level} round costs {worst.ratio:.1%} of a "
+                f"global round ({_s(worst.cost_s)} vs {_s(top.cost_s)}; slowest link {worst.bottleneck}), so H-SGD "
+                f"saves at most {1 - worst.ratio:.1%} of the communication of local SGD with its local period.")
+    return (f"Local aggregation is cheap here: a level-{worst.level} round costs {worst.ratio:.1%} of a global round "
+            f"({_s(worst.cost_s)} vs {_s(top.cost_s)}), so H-SGD can trade global rounds for local ones.")
 
 
 def _s(seconds: float) -> str:
