@@ -28,6 +28,7 @@ class Verdict:
     speedup: float | None  # best_local's time / best's time (mean curves)
     seed_speedups: tuple[float, ...]  # the same per seed (seeds where both reach the target)
     highest: tuple[str, float] | None  # (algorithm, final mean accuracy) when none reached the target
+    only_local: bool = False  # every algorithm of the run is local SGD
 
 
 def verdict(run: RunFolder) -> Verdict | None:
@@ -40,7 +41,7 @@ def verdict(run: RunFolder) -> Verdict | None:
     if not reached:
         finals = [(r.label, r.final_acc) for r in rows if r.final_acc is not None]
         top = max(finals, key=lambda x: x[1]) if finals else None
-        return Verdict(target, None, None, None, None, (), top)
+        return Verdict(target, None, None, None, None, (), top, local == {r.label for r in rows})
     best = min(reached, key=lambda r: r.time_s)
     locals_reached = [r for r in reached if r.label in local]
     best_local = min(locals_reached, key=lambda r: r.time_s) if locals_reached else None
@@ -49,7 +50,7 @@ def verdict(run: RunFolder) -> Verdict | None:
         speedup = best_local.time_s / best.time_s
         seeds = _seed_speedups(run, best.label, best_local.label, target)
     return Verdict(target, best.label, best.time_s, best_local.label if best_local else None, speedup,
-                   tuple(seeds or ()), None)
+                   tuple(seeds or ()), None, local == {r.label for r in rows})
 
 
 def _seed_speedups(run: RunFolder, label: str, baseline: str, target: float) -> list[float]:
@@ -74,6 +75,8 @@ def verdict_sentence(v: Verdict) -> str:
     if v.best_local is None:
         return text + "; no local SGD baseline reached it."
     if v.best == v.best_local:
+        if v.only_local:
+            return text + " (only local SGD was run)."
         return text + ": local SGD is the best algorithm here, no H-SGD beats it on the clock."
     spread = ""
     if len(v.seed_speedups) > 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from testbed.net.costs import round_costs
@@ -84,3 +85,15 @@ def test_edge_computing_makes_local_rounds_cheap():
     costs = round_costs("edge_mec", model_bytes=10_000_000, seed=0, rounds=2)
     assert costs.levels[1].ratio < 0.2 and costs.levels[0].bottleneck_mbps == 100.0
     assert costs.local_sgd_global_s > 2 * costs.levels[0].cost_s  # 4 workers share each site uplink
+
+
+def test_verdict_when_local_sgd_wins_or_is_alone(make_run):
+    run_dir = make_run("local")
+    info = json.loads((run_dir / "config.json").read_text())
+    info["algorithms"] = [a for a in info["algorithms"] if a["is_local_sgd"]]  # drop the H-SGD runs
+    (run_dir / "config.json").write_text(json.dumps(info))
+    metrics = run_dir / "metrics.csv"
+    frame = pd.read_csv(metrics)
+    frame[frame.algorithm.str.startswith("local SGD")].to_csv(metrics, index=False)
+    v = verdict(load_run(run_dir))
+    assert v.best == v.best_local and verdict_sentence(v).endswith("(only local SGD was run).")
