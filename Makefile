@@ -4,18 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-TOPO   ?= edge3level
+TOPO   ?=
 PRESET ?= quick
 SET    ?=
 REPORTS ?= reports
-RUN    ?= $(REPORTS)/$(TOPO)/latest
+RUN    ?= $(REPORTS)/$(or $(TOPO),edge3level)/latest
 
 .DEFAULT_GOAL := help
 .PHONY: help install experiment report retime test test-slow bench browser clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: TOPO=$(TOPO) PRESET=$(PRESET) SET=\"key=value ...\" RUN=$(RUN) TRACE=\"NAME=path.csv ...\" RESUME=run-folder BENCH_ARGS=--quick"
+	@echo "  variables: TOPO=$(or $(TOPO),<the preset's>) PRESET=$(PRESET) SET=\"key=value ...\" RUN=$(RUN) TRACE=\"NAME=path.csv ...\" RESUME=run-folder BENCH_ARGS=--quick"
 
 install: $(STAMP)  ## create .venv and install the package with its dev extra
 
@@ -25,11 +25,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-experiment: $(STAMP)  ## train and price the algorithms on TOPO (PRESET, SET="k=v ...", RESUME=run folder) and print the report path
+experiment: $(STAMP)  ## train and price the algorithms on TOPO (default: the preset's; PRESET, SET="k=v ...", RESUME=run folder) and print the report path
 ifdef RESUME
 	$(BIN)/testbed experiment --resume $(RESUME)
 else
-	$(BIN)/testbed experiment --topo $(TOPO) --preset $(PRESET) --reports $(REPORTS) $(foreach s,$(SET),--set $(s))
+	$(BIN)/testbed experiment $(if $(TOPO),--topo $(TOPO)) --preset $(PRESET) --reports $(REPORTS) $(foreach s,$(SET),--set $(s))
 endif
 
 report: $(STAMP)  ## rebuild report.html of RUN (default: the latest run on TOPO)

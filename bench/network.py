@@ -119,9 +119,9 @@ def star(n_workers: int) -> nx.Graph:
 def traced_every_iteration(n_workers: int) -> nx.Graph:
     """The worst case for the pricer: the whole three-level tree aggregates every
     iteration, over links that replay RTT traces (8 regions x 5 edges x n/40 homes)."""
-    wan = {"rtt_trace": "interregion_use1_usw2", "bandwidth_mbps": 10_000.0}
+    wan = {"rtt_trace": "ec2_us_eu", "bandwidth_mbps": 10_000.0}
     metro = {"latency_ms": 2.5, "bandwidth_mbps": 10_000.0}
-    home = {"rtt_trace": "home_near_ec2", "up_mbps": 20.0, "down_mbps": 150.0}
+    home = {"rtt_trace": "synth_home_access", "up_mbps": 20.0, "down_mbps": 150.0}
     return hierarchy_graph([8, 5, n_workers // 40], [1, 1, 1], [wan, metro, home], name=f"benchglobal-{n_workers}")
 
 

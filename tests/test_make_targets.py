@@ -46,7 +46,7 @@ def test_experiment_report_and_retime(installed, tmp_path):
 
     trace = tmp_path / "far.csv"
     trace.write_text("t_s,rtt_ms\n0,120\n1,130\n2,125\n")
-    out = make("retime", f"RUN={report.parent}", f"TRACE=home_far_ec2={trace}")
+    out = make("retime", f"RUN={report.parent}", f"TRACE=synth_home_access={trace}")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "report:" in out.stdout and len(list((tmp_path / "star").glob("*-retime-*"))) == 1
 

@@ -16,59 +16,119 @@ from testbed.net.zoo import ZooImport, import_zoo
 
 HERE = Path(__file__).resolve().parent
 
-# Home broadband link, as quoted in issue 3 (medians ~150-200 Mbit/s down, 20 up):
-# we take the low end of the download range.
-HOME_LINK = {"up_mbps": 20.0, "down_mbps": 150.0}
-DC_MBPS = 10_000.0  # a cloud instance's NIC (assumption; the TCP window cap binds first)
+# ---- link values: which are measured and which are assumed (topologies/README.md) ------
+# Home broadband: no measurement in ../shared/data/net. Quoted medians (issue 3: ~150-200
+# Mbit/s down, 20 up, 14 ms): the low end of the download range; RTT a synthesized trace.
+HOME_LINK = {"rtt_trace": "synth_home_access", "up_mbps": 20.0, "down_mbps": 150.0}
+# EC2 <-> EC2 capacity between data centres (assumption). The per-flow rate is set by the
+# TCP window, not by this: iperf's single stream moved ~1 MiB per RTT on all 334 measured
+# AWS pairs (traces/sources/aws_interregion_2022-02.json), e.g. 742 Mbit/s at 11.3 ms.
+DC_MBPS = 10_000.0
 COMPUTE_MS = 4.0  # VGG-11 iteration on one GPU, Wang et al. 2022, Section "Experiments"
+# measured RTT traces (traces/README.md): ICMP pings between EC2 instances in three regions
+# (US, EU, AP) and ping averages of the Feb 2022 iperf runs us-east-1 <-> us-east-2
+INTRA_US, US_EU, US_AP, USE1_USE2 = "ec2_intra_us", "ec2_us_eu", "ec2_us_ap", "aws_use1_use2"
+METRO_MS = 2.5  # one way, ~500 km of metro/regional fibre at 200 km/ms (assumption)
 
 
 def paper2level() -> nx.Graph:
     """Wang et al. (AAAI 2022): home devices -> near EC2 local servers -> far EC2 global
-    server; n = 10 workers in N = 2 groups, G = 50, I = 5 (their Table 2 setting)."""
+    server; n = 10 workers in N = 2 groups, G = 50, I = 5. Near = the homes' own region
+    (US), far = EU: the measured US <-> EU EC2 RTT (p50 90.1 ms)."""
     g = nx.Graph(name="paper2level", description="Wang et al. 2022 setting: 10 home devices in 2 groups -> near EC2 "
-                 "local servers (I = 5) -> far EC2 global server (G = 50)")
+                 "local servers in the US (I = 5) -> far EC2 global server in the EU (G = 50)")
     g.add_node("far-ec2", role="cloud", period=50)
     for k in range(2):
         local = f"near-ec2-{k}"
         g.add_node(local, role="server", period=5)
-        g.add_edge("far-ec2", local, rtt_trace="interregion_use1_usw2", bandwidth_mbps=DC_MBPS)
+        g.add_edge("far-ec2", local, rtt_trace=US_EU, bandwidth_mbps=DC_MBPS)
         for j in range(5):
             home = f"home{5 * k + j}"
             g.add_node(home, role="worker", compute_ms=COMPUTE_MS)
-            g.add_edge(local, home, rtt_trace="home_near_ec2", **HOME_LINK)
+            g.add_edge(local, home, **HOME_LINK)
     return g
 
 
 def star() -> nx.Graph:
-    """Local SGD as in the paper's baselines: the same 10 home devices, each talking
-    straight to the far EC2 global server (period P = 10)."""
-    g = nx.Graph(name="star", description="10 home devices directly under the far EC2 global server (local SGD)")
+    """Local SGD as in the paper's baselines: the same 10 home devices, their access links
+    into the near region's network (a router), then the measured US <-> EU path to the
+    far EC2 global server (period P = 10)."""
+    g = nx.Graph(name="star", description="10 home devices -> near region (router) -> far EC2 global server (local SGD)")
     g.add_node("far-ec2", role="cloud", period=10)
+    g.add_node("near-region", role="router")
+    g.add_edge("far-ec2", "near-region", rtt_trace=US_EU, bandwidth_mbps=DC_MBPS)
     for j in range(10):
         g.add_node(f"home{j}", role="worker", compute_ms=COMPUTE_MS)
-        g.add_edge("far-ec2", f"home{j}", rtt_trace="home_far_ec2", **HOME_LINK)
+        g.add_edge("near-region", f"home{j}", **HOME_LINK)
     return g
 
 
 def edge3level() -> nx.Graph:
-    """24 home workers -> 6 metro edge servers -> 3 regional servers (us-east-2, us-west-2,
-    eu-central-1) -> cloud in us-east-1; periods cloud 40, regional 10, edge 2."""
+    """24 home workers -> 6 metro edge servers -> 3 regional servers (us-east-2, EU, AP)
+    -> cloud in the US (us-east-1); periods cloud 40, regional 10, edge 2."""
     g = nx.Graph(name="edge3level", description="24 home workers -> 6 metro edge servers (period 2) -> 3 regional "
-                 "servers (period 10) -> cloud in us-east-1 (period 40)")
+                 "servers in us-east-2, EU, AP (period 10) -> cloud in us-east-1 (period 40)")
     g.add_node("use1", role="cloud", period=40)
-    regions = [("use2", "interregion_use1_use2"), ("usw2", "interregion_use1_usw2"), ("euc1", "interregion_use1_euc1")]
+    regions = [("use2", USE1_USE2), ("eu", US_EU), ("ap", US_AP)]
     for region, trace in regions:
         g.add_node(region, role="server", period=10)
         g.add_edge("use1", region, rtt_trace=trace, bandwidth_mbps=DC_MBPS)
         for e in range(2):
             edge = f"{region}-edge{e}"
             g.add_node(edge, role="server", period=2)
-            # metro fibre to the region's data centres: ~500 km at 200 km/ms (assumption)
-            g.add_edge(region, edge, latency_ms=2.5, bandwidth_mbps=DC_MBPS)
+            g.add_edge(region, edge, latency_ms=METRO_MS, bandwidth_mbps=DC_MBPS)
             for j in range(4):
                 g.add_node(f"{edge}-home{j}", role="worker", compute_ms=COMPUTE_MS)
-                g.add_edge(edge, f"{edge}-home{j}", rtt_trace="home_near_ec2", **HOME_LINK)
+                g.add_edge(edge, f"{edge}-home{j}", **HOME_LINK)
+    return g
+
+
+# edge computing: workers on a site LAN with an on-site edge server; the WAN is the constraint
+LAN = {"rtt_trace": INTRA_US, "bandwidth_mbps": 1_000.0}  # switched Gigabit LAN; RTT: the measured in-region one
+SITE_WAN_MBPS = 100.0  # each site's business-fibre uplink, symmetric (assumption)
+
+
+def edge_mec() -> nx.Graph:
+    """Edge computing: 4 sites of 4 workers, each worker on its site's Gigabit LAN with
+    an on-site (MEC) edge server; each site reaches the cloud region over a 100 Mbit/s
+    WAN uplink and the measured US <-> EU path. Periods: cloud 20, edge 2."""
+    g = nx.Graph(name="edge_mec", description="16 workers on 4 site LANs (1 Gbit/s) -> on-site edge servers (period 2) "
+                 "-> 100 Mbit/s site uplinks -> cloud in another region (period 20)")
+    g.add_node("cloud", role="cloud", period=20)
+    g.add_node("cloud-region", role="router")
+    g.add_edge("cloud", "cloud-region", rtt_trace=US_EU, bandwidth_mbps=DC_MBPS)
+    for s in range(4):
+        site = f"site{s}"
+        g.add_node(site, role="server", period=2)
+        g.add_edge("cloud-region", site, latency_ms=METRO_MS, bandwidth_mbps=SITE_WAN_MBPS)
+        for j in range(4):
+            g.add_node(f"{site}-w{j}", role="worker", compute_ms=COMPUTE_MS)
+            g.add_edge(site, f"{site}-w{j}", **LAN)
+    return g
+
+
+# The paper preset's network: round costs that Table 2 implies (derivation in
+# topologies/README.md, re-run with `python topologies/paper_costs.py`).
+GPU_NIC_MBPS = 100_000.0  # network-optimized GPU instances in one region (assumption)
+
+
+def paper_table2() -> nx.Graph:
+    """10 GPU workers in N = 2 groups; each group and its local server in one EC2 region
+    (measured in-region RTT, 100 Gbit/s NICs), the global server in the next region
+    (measured us-east-1 <-> us-east-2 RTT). With the measured single-stream TCP window
+    (1 MiB, preset `paper`) a transfer takes S * RTT / W, so a local round costs about
+    the RTT ratio of a global one: ~2%, what Table 2 implies."""
+    g = nx.Graph(name="paper_table2", description="Wang et al. 2022 Table 2 round costs: 2 groups of 5 GPU workers, "
+                 "local servers in-region (I = 5), global server one region away (G = 50)")
+    g.add_node("use2", role="cloud", period=50)
+    for k in range(2):
+        local = f"use1-local{k}"
+        g.add_node(local, role="server", period=5)
+        g.add_edge("use2", local, rtt_trace=USE1_USE2, bandwidth_mbps=DC_MBPS)
+        for j in range(5):
+            w = f"use1-gpu{5 * k + j}"
+            g.add_node(w, role="worker", compute_ms=COMPUTE_MS)
+            g.add_edge(local, w, rtt_trace=INTRA_US, bandwidth_mbps=GPU_NIC_MBPS)
     return g
 
 
@@ -83,7 +143,8 @@ def zoo_usbackbone() -> nx.Graph:
     return g
 
 
-BUILDERS = {"paper2level": paper2level, "star": star, "edge3level": edge3level, "zoo_usbackbone": zoo_usbackbone}
+BUILDERS = {"paper2level": paper2level, "star": star, "edge3level": edge3level, "edge_mec": edge_mec,
+            "paper_table2": paper_table2, "zoo_usbackbone": zoo_usbackbone}
 
 
 def main() -> None:

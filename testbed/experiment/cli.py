@@ -11,7 +11,8 @@ from testbed.experiment.config import PRESETS, ExperimentConfig, preset, read_co
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="train the configured algorithms on a topology and write a run folder + report")
-    p.add_argument("--topo", help="topology name under topologies/ or a path to a topology file")
+    p.add_argument("--topo", help="topology name under topologies/ or a path to a topology file "
+                   "(default: the preset's or config file's topology; the quick preset's is edge3level)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run from its last checkpoints")
     p.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default: quick)")
     p.add_argument("--config", type=Path, metavar="FILE.json", help="config keys from a JSON file (applied over the preset, under --set)")
@@ -34,14 +35,12 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         run_dir = resume_experiment(args.resume, progress=not args.no_progress)
         print(f"report: {run_dir / 'report.html'}")
         return 0
-    if not args.topo:
-        raise ValueError("--topo: required (or --resume RUN_DIR)")
     config = preset(args.preset)
     from_file: dict = {}
     if args.config:
         from_file = read_config_file(args.config)
         config = ExperimentConfig.from_dict({**config.to_dict(), **from_file}, where=str(args.config))
-    overrides = [f"topology={args.topo}"] + [item for item in args.overrides if item.strip()]
+    overrides = ([f"topology={args.topo}"] if args.topo else []) + [item for item in args.overrides if item.strip()]
     config = config.with_overrides(overrides)
     set_keys = {item.partition("=")[0].strip() for item in args.overrides}
 

@@ -67,7 +67,11 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
         ev.insert(1, "seed", int(seed))
         events.append(ev)
 
-    info.update(config=config.to_dict(), topology=topo.name, retimed_from=str(run_dir), **rundir.provenance())
+    from testbed.net.costs import round_costs
+
+    costs = round_costs(topo, model_bytes=info["model_bytes"], window_bytes=config.window_bytes, seed=0, tcp=config.tcp())
+    info.update(config=config.to_dict(), topology=topo.name, retimed_from=str(run_dir), round_costs=costs.to_dict(),
+                **rundir.provenance())
     info["preset"] = "retime"
     rundir.atomic_write_json(out / "config.json", info)
     rundir.atomic_write_text(out / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))

@@ -106,7 +106,7 @@ def prepare(config: ExperimentConfig) -> Setup:
     if compute_ms == 0:
         compute_ms = measure_compute_ms(model, dataset, device, config.batch_size or 32)
         log.info("measured compute: %.3f ms per iteration per worker", compute_ms)
-    size = model_bytes(model, config.model_bytes_per_param)
+    size = config.priced_params * config.model_bytes_per_param or model_bytes(model, config.model_bytes_per_param)
     return Setup(config, topology, algorithms, dataset, device, size, compute_ms)
 
 
@@ -317,12 +317,23 @@ def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
         "config": setup.config.to_dict(), "preset": tag, "topology": setup.topology.name,
         "algorithms": algorithms, "worker_nodes": list(setup.topology.worker_nodes),
         "model_params": sum(p.numel() for p in model.parameters()),
-        "model_bytes": setup.model_bytes, "compute_ms": setup.compute_ms,
+        "model_bytes": setup.model_bytes, "priced_params": setup.config.priced_params or None,
+        "compute_ms": setup.compute_ms, "round_costs": cost_structure(setup).to_dict(),
         "device": str(setup.device), **rundir.provenance(),
     }
     rundir.atomic_write_json(run_dir / "config.json", info)
     rundir.atomic_write_text(run_dir / "topology.json", _graph_json(setup.topology.graph))
     write_traces(run_dir, setup.topology)
+
+
+def cost_structure(setup: Setup):
+    """What one round costs at each level of the topology's own tree, priced on the clock
+    with the run's model size, window and TCP model (the report's verdict explains results with it)."""
+    from testbed.net.costs import round_costs
+
+    cfg = setup.config
+    return round_costs(setup.topology, model_bytes=setup.model_bytes, window_bytes=cfg.window_bytes, seed=0,
+                       tcp=cfg.tcp())
 
 
 def write_traces(run_dir: Path, topology) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
+IMPORT_FORMATS = ("auto", "ping-series", "iperf", "ping-table", "matrix")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,9 +33,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("file", type=Path)
     show.set_defaults(func=_show)
 
-    imp = tsub.add_parser("import", help="convert a latency matrix JSON or a ping table CSV into trace files")
-    imp.add_argument("file", type=Path)
-    imp.add_argument("--out-dir", type=Path, required=True)
+    imp = tsub.add_parser("import", help="convert measurements (ping series, iperf results, ping table, "
+                          "latency matrix) into trace files and a summary.json")
+    imp.add_argument("file", type=Path, help="the measurement file (.gz accepted for ping series)")
+    imp.add_argument("--out-dir", type=Path, required=True, help="folder for NAME.csv traces and summary.json")
+    imp.add_argument("--format", choices=IMPORT_FORMATS, default="auto",
+                     help="auto (default: from the header, .json = matrix), ping-series, iperf, ping-table, matrix")
+    imp.add_argument("--by", choices=("region", "instance"), default="region",
+                     help="ping series: one trace per region pair (default) or per instance pair")
+    imp.add_argument("--size", default="64", help="ping series: packet size to keep (default 64; 'all' keeps every size)")
+    imp.add_argument("--undirected", action="store_true", help="ping series, iperf: one trace per unordered pair, both directions")
+    imp.add_argument("--cloud", default="AWS,AWS", help="iperf: FROM,TO clouds to keep (default AWS,AWS; 'all' keeps every row)")
+    imp.add_argument("--skip-bad", action="store_true",
+                     help="ping series, iperf: skip malformed rows and count them (default: refuse the file)")
     imp.add_argument("--samples", type=int, default=1000, help="matrix: rows per synthesised trace (default 1000)")
     imp.add_argument("--seed", type=int, default=0, help="matrix: seed of the synthesis (default 0)")
     imp.set_defaults(func=_import)
@@ -85,22 +96,101 @@ def _fmt(s: dict[str, float]) -> str:
 
 def _import(args: argparse.Namespace) -> int:
     from .importers import read_latency_matrix, read_ping_table, synthesize_rtt_trace
-    from .traces import Trace, write_trace
+    from .measurements import detect_format, read_iperf_results, read_ping_series
 
-    if args.file.suffix.lower() == ".json":
+    fmt = args.format
+    if fmt == "auto":
+        fmt = "matrix" if args.file.suffix.lower() == ".json" else _detect(args.file, detect_format)
+    traces: list = []  # Trace objects, in file order
+    summary: dict = {"source": str(args.file), "format": fmt}
+    if fmt == "matrix":
         matrix = read_latency_matrix(args.file)
         root = np.random.SeedSequence(args.seed)
-        traces = {}
         for (src, dst), child in zip(sorted(matrix), root.spawn(len(matrix))):
-            traces[(src, dst)] = synthesize_rtt_trace(matrix[(src, dst)], args.samples, np.random.default_rng(child),
-                                                      floor_frac=0.95, sigma=0.5, name=f"{src}__{dst}")
+            traces.append(synthesize_rtt_trace(matrix[(src, dst)], args.samples, np.random.default_rng(child),
+                                               floor_frac=0.95, sigma=0.5, name=f"{src}__{dst}"))
+        summary["note"] = "synthesized from one median per pair (traces/README.md: jitter model)"
+    elif fmt == "ping-table":
+        traces = [tr for _, tr in sorted(read_ping_table(args.file).items())]
+    elif fmt == "ping-series":
+        size = None if args.size == "all" else _int_arg("--size", args.size)
+        m = read_ping_series(args.file, by=args.by, size=size, undirected=args.undirected, strict=not args.skip_bad)
+        traces, summary = list(m.rtt.values()), m.summary()
     else:
-        traces = read_ping_table(args.file)
-    for (src, dst), tr in sorted(traces.items()):
-        out = args.out_dir / f"{src}__{dst}.csv"
-        write_trace(Trace(tr.name, tr.column, tr.t_s, tr.values), out)
-        print(f"{out}: " + _fmt(tr.summary()))
+        clouds = None if args.cloud == "all" else tuple(c.strip() for c in args.cloud.split(","))
+        if clouds is not None and (len(clouds) != 2 or not all(clouds)):
+            raise ValueError(f"--cloud {args.cloud!r}: expected FROM,TO (e.g. AWS,AWS) or all")
+        m = read_iperf_results(args.file, clouds=clouds, undirected=args.undirected, strict=not args.skip_bad)
+        traces = list(m.rtt.values()) + [_suffixed(tr, "_mbps") for tr in m.mbps.values()]
+        summary = m.summary()
+    written = _write_traces(traces, args.out_dir)
+    summary["traces"] = written
+    from testbed.files import atomic_write_text
+
+    atomic_write_text(args.out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    skipped = summary.get("rows_skipped", 0)
+    for entry in written:
+        print(f"{args.out_dir / entry['file']}: {entry['column']} " + _fmt(entry["summary"]))
+    if "rows_read" in summary:
+        print(f"{summary['rows_read']} rows read, {summary['rows_used']} used, skipped {skipped} malformed row(s)"
+              + (f" {summary['skipped_by_reason']}" if skipped else ""))
+    print(f"summary: {args.out_dir / 'summary.json'}")
     return 0
+
+
+def _detect(path: Path, detect) -> str:
+    try:
+        return detect(path)
+    except ValueError:
+        from .importers import PING_COLUMNS
+
+        header = path.open(encoding="utf-8-sig", errors="replace").readline() if path.is_file() else ""
+        if all(c in header for c in PING_COLUMNS):
+            return "ping-table"
+        raise
+
+
+def _int_arg(flag: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: expected an integer or 'all'") from None
+
+
+def _suffixed(trace, suffix: str):
+    from .traces import Trace
+
+    return Trace(trace.name + suffix, trace.column, trace.t_s, trace.values, source=trace.source)
+
+
+def safe_file_name(name: str) -> str:
+    """A trace name as a plain file name: letters, digits, '-', '_' and '.' kept, the rest
+    '_', no '..' and no leading dot, at most 120 characters."""
+    text = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    while ".." in text:
+        text = text.replace("..", "_")
+    text = text.lstrip(".")
+    return text[:120] or "trace"
+
+
+def _write_traces(traces: list, out_dir: Path) -> list[dict]:
+    """Write each trace as out_dir/NAME.csv (names sanitised, never outside out_dir, never
+    two traces to one file); returns one summary entry per file."""
+    from .traces import write_trace
+
+    root = out_dir.resolve()
+    used: dict[str, int] = {}
+    out = []
+    for tr in traces:
+        base = safe_file_name(tr.name)
+        used[base] = used.get(base, 0) + 1
+        fname = f"{base}.csv" if used[base] == 1 else f"{base}_{used[base]}.csv"
+        path = (out_dir / fname).resolve()
+        if path.parent != root:  # belt and braces: sanitised names cannot leave the folder
+            raise ValueError(f"trace name {tr.name!r} would be written outside {out_dir}")
+        write_trace(tr, path)
+        out.append({"file": fname, "name": tr.name, "column": tr.column, "summary": tr.summary()})
+    return out
 
 
 def _topo_show(args: argparse.Namespace) -> int:

@@ -35,7 +35,7 @@ class ZooImport:
     server_period: int = 5  # edge-server period, local iterations
     workers_per_server: int = 2
     worker_compute_ms: float = 4.0
-    access_rtt_trace: str | None = "home_near_ec2"  # worker <-> edge server link
+    access_rtt_trace: str | None = "synth_home_access"  # worker <-> edge server link
     access_latency_ms: float | None = None  # used instead of the trace when given
     access_up_mbps: float = 20.0
     access_down_mbps: float = 150.0

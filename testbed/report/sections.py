@@ -30,6 +30,7 @@ from testbed.report.tables import (
     target_html,
 )
 from testbed.report.theory_panel import theory_section
+from testbed.report.verdict import verdict_html
 from testbed.report.topology_view import topology_figure, tree_layout
 
 
@@ -62,6 +63,10 @@ def _band_note(run: RunFolder) -> str:
 
 
 # ------------------------------------------------------------------ builders
+
+
+def verdict_section(run: RunFolder) -> Section:
+    return Section("verdict", "Verdict", verdict_html(run))
 
 
 def accuracy_time_section(run: RunFolder) -> Section:
@@ -177,6 +182,7 @@ def config_section(run: RunFolder) -> Section:
 
 
 DEFAULT_SECTIONS: tuple[SectionBuilder, ...] = (
+    verdict_section,
     accuracy_time_section,
     accuracy_iteration_section,
     target_section,

@@ -8,6 +8,9 @@ def test_presets_resolve_and_round_trip_through_dict():
         config = preset(name)
         assert ExperimentConfig.from_dict(config.to_dict()) == config
     assert preset("paper").algorithms == ("local:5", "local:10", "local:50", "hsgd:50,5", "hsgd:50,10")
+    paper = preset("paper")  # as the paper's code: one class per worker, consecutive groups, 531 MB priced
+    assert (paper.topology, paper.partition, paper.shards_per_worker, paper.grouping) == ("paper_table2", "shards", 1, "as-given")
+    assert paper.priced_params == 132_863_336 and paper.window_kib == 1024
 
 
 def test_overrides_parse_to_the_field_types():
@@ -49,3 +52,26 @@ def test_unknown_preset_and_keys_in_dicts():
 def test_algorithm_lists_keep_the_commas_inside_specs():
     config = preset("quick").with_overrides(["algorithms=local:5,hsgd:50,5,hsgd:50,10@0,2"])
     assert config.algorithms == ("local:5", "hsgd:50,5", "hsgd:50,10@0,2")
+
+
+def test_paper_preset_partition_is_one_class_per_worker_in_consecutive_groups():
+    import numpy as np
+
+    from testbed.data import partition
+
+    cfg = preset("paper")
+    labels = np.repeat(np.arange(10), 60)  # CIFAR-10's classes are equal in size
+    parts = partition(labels, 10, cfg.partition, np.random.default_rng(0), shards_per_worker=cfg.shards_per_worker)
+    classes = [set(labels[p].tolist()) for p in parts]
+    assert all(len(c) == 1 for c in classes) and set().union(*classes) == set(range(10))
+    groups = [set().union(*classes[:5]), set().union(*classes[5:])]  # as-given: workers 0-4 and 5-9
+    assert len(groups[0]) == len(groups[1]) == 5 and not groups[0] & groups[1]
+
+
+def test_paper_preset_implies_its_topology_without_topo():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "testbed", "experiment", "--preset", "paper",
+                          "--set", "algorithms=hsgd:50,5,1"], capture_output=True, text=True)
+    assert out.returncode == 2 and "paper_table2" in out.stderr and "Traceback" not in out.stderr

@@ -35,4 +35,8 @@ def test_quick_preset_shows_the_sandwich_and_a_wall_clock_winner(tmp_path):
     best = min(first_time_at(curve[s].reset_index(), target) for s in ("hsgd", "hsgd:40,2@0,2", "hsgd:40,10@0,1"))
     assert best < baseline, (best, baseline)
     assert (run_dir / "report.html").stat().st_size > 1e6  # plotly.js embedded
-    assert "Theory: bounds and divergences" in (run_dir / "report.html").read_text()
+    html = (run_dir / "report.html").read_text()
+    assert "Theory: bounds and divergences" in html
+    # the verdict opens the page: the winner and the cost structure of the network
+    assert html.index('id="verdict"') < html.index('id="accuracy-time"')
+    assert "reaches 80% test accuracy first" in html and "ratio to a global round" in html

@@ -42,7 +42,7 @@ def test_run_folder_has_every_file_and_tidy_metrics(tiny_config, tmp_path):
 @pytest.mark.parametrize("tcp", ["tcp_model=tcp", "tcp_model=fluid", "tcp_idle=keep"])
 def test_retime_under_trace_b_equals_a_fresh_run_on_trace_b(tiny_config, tmp_path, tcp):
     trace_b = write_slow_trace(tmp_path / "slow_inter_region.csv", base_ms=180.0)
-    override = {"interregion_use1_usw2": str(trace_b), "home_near_ec2": str(write_slow_trace(tmp_path / "home.csv", 40.0))}
+    override = {"ec2_us_eu": str(trace_b), "synth_home_access": str(write_slow_trace(tmp_path / "home.csv", 40.0))}
     tiny_config = tiny_config.with_overrides([tcp])
     original = run_experiment(tiny_config, reports_root=tmp_path / "a", progress=False)
     retimed = retime(original, override)

@@ -212,7 +212,7 @@ def test_trace_override_changes_the_network(tmp_path):
     slow = tmp_path / "slow.csv"
     slow.write_text("t_s,rtt_ms\n0,500\n")
     base = price_schedule("star", 10, model_bytes=1e5, seed=0)
-    swapped = price_schedule("star", 10, model_bytes=1e5, seed=0, trace_overrides={"home_far_ec2": slow})
+    swapped = price_schedule("star", 10, model_bytes=1e5, seed=0, trace_overrides={"synth_home_access": slow})
     assert swapped.now_s > base.now_s
     assert swapped.breakdown()["comm_l0_s"] > base.breakdown()["comm_l0_s"] + 0.4  # 500 vs ~78 ms RTT
 

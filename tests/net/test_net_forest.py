@@ -25,7 +25,7 @@ def _per_server_periods() -> nx.Graph:
         for e, ep in enumerate(edge_periods):
             edge = f"r{r}e{e}"
             g.add_node(edge, role="server", period=ep)
-            delay = {"rtt_trace": "home_near_ec2"} if (r + e) % 2 else {"latency_ms": 3.0}
+            delay = {"rtt_trace": "synth_home_access"} if (r + e) % 2 else {"latency_ms": 3.0}
             g.add_edge(f"r{r}", edge, bandwidth_mbps=50.0, **delay)
             for _ in range(2 + e):
                 g.add_node(f"w{w}", role="worker", compute_ms=5.0 + w % 3)

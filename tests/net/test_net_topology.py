@@ -13,7 +13,7 @@ from testbed.net import available_topologies, load_topology
 from testbed.net.topology import DEFAULT_TOPOLOGY_DIR, read_graph
 from testbed.tree import AggregationTree
 
-SHIPPED = ["edge3level", "paper2level", "star", "zoo_usbackbone"]
+SHIPPED = ["edge3level", "edge_mec", "paper2level", "paper_table2", "star", "zoo_usbackbone"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
