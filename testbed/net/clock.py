@@ -12,8 +12,8 @@ Breakdown, per worker w (exact identity, up to float rounding):
 * compute_w: the sum of w's iteration times (iterations it took part in);
 * comm_l_w: for each aggregation whose top server is at level l, the durations of the
   transfers on w's own path: its hop up and each server hop above it to the top server,
-  then each hop back down to w (latency + bytes at the flow's share, contention from
-  shared links included);
+  then each hop back down to w (latency, then the bytes as a TCP flow: slow start from
+  its connection's window, at most its max-min share; :mod:`testbed.net.tcp`);
 * wait_w: the rest of the time w was blocked in those aggregations: barrier time spent
   waiting for slower peers (stragglers, slower links) at every server on its path, plus
   any wait for the previous broadcast to finish (partial participation only).
