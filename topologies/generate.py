@@ -37,15 +37,22 @@ def paper2level() -> nx.Graph:
     (US), far = EU: the measured US <-> EU EC2 RTT (p50 90.1 ms)."""
     g = nx.Graph(name="paper2level", description="Wang et al. 2022 setting: 10 home devices in 2 groups -> near EC2 "
                  "local servers in the US (I = 5) -> far EC2 global server in the EU (G = 50)")
-    g.add_node("far-ec2", role="cloud", period=50)
+    return _two_groups_of_five(g, "far-ec2", "near-ec2-{}", "home{}", {"rtt_trace": US_EU, "bandwidth_mbps": DC_MBPS},
+                               HOME_LINK)
+
+
+def _two_groups_of_five(g: nx.Graph, cloud: str, server: str, worker: str, uplink: dict, access: dict) -> nx.Graph:
+    """The paper's tree: a cloud (G = 50) over N = 2 local servers (I = 5) of 5 workers
+    each; ``server`` and ``worker`` are name patterns taking the index."""
+    g.add_node(cloud, role="cloud", period=50)
     for k in range(2):
-        local = f"near-ec2-{k}"
+        local = server.format(k)
         g.add_node(local, role="server", period=5)
-        g.add_edge("far-ec2", local, rtt_trace=US_EU, bandwidth_mbps=DC_MBPS)
+        g.add_edge(cloud, local, **uplink)
         for j in range(5):
-            home = f"home{5 * k + j}"
-            g.add_node(home, role="worker", compute_ms=COMPUTE_MS)
-            g.add_edge(local, home, **HOME_LINK)
+            w = worker.format(5 * k + j)
+            g.add_node(w, role="worker", compute_ms=COMPUTE_MS)
+            g.add_edge(local, w, **access)
     return g
 
 
@@ -120,16 +127,8 @@ def paper_table2() -> nx.Graph:
     the RTT ratio of a global one: ~2%, what Table 2 implies."""
     g = nx.Graph(name="paper_table2", description="Wang et al. 2022 Table 2 round costs: 2 groups of 5 GPU workers, "
                  "local servers in-region (I = 5), global server one region away (G = 50)")
-    g.add_node("use2", role="cloud", period=50)
-    for k in range(2):
-        local = f"use1-local{k}"
-        g.add_node(local, role="server", period=5)
-        g.add_edge("use2", local, rtt_trace=USE1_USE2, bandwidth_mbps=DC_MBPS)
-        for j in range(5):
-            w = f"use1-gpu{5 * k + j}"
-            g.add_node(w, role="worker", compute_ms=COMPUTE_MS)
-            g.add_edge(local, w, rtt_trace=INTRA_US, bandwidth_mbps=GPU_NIC_MBPS)
-    return g
+    return _two_groups_of_five(g, "use2", "use1-local{}", "use1-gpu{}", {"rtt_trace": USE1_USE2, "bandwidth_mbps": DC_MBPS},
+                               {"rtt_trace": INTRA_US, "bandwidth_mbps": GPU_NIC_MBPS})
 
 
 ZOO = ZooImport(cloud="Chicago", servers=("Seattle", "Los Angeles", "Houston", "Atlanta", "New York"),

@@ -73,7 +73,7 @@ def read_ping_table(path: str | os.PathLike) -> dict[tuple[str, str], Trace]:
             src, dst = row["source"].strip(), row["destination"].strip()
             if not src or not dst:
                 raise ValueError(f"{where}: empty source or destination")
-            ts = _timestamp(row["timestamp"], where)
+            ts = parse_timestamp(row["timestamp"], where)
             stats = {}
             for c in ("min", "avg", "max", "mdev"):
                 try:
@@ -99,7 +99,8 @@ def read_ping_table(path: str | os.PathLike) -> dict[tuple[str, str], Trace]:
     return out
 
 
-def _timestamp(text: str, where: str) -> float:
+def parse_timestamp(text: str, where: str) -> float:
+    """Unix seconds or ISO 8601 (a trailing Z is UTC); the error names ``where``."""
     text = text.strip()
     try:
         return float(text)

@@ -27,11 +27,11 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from .importers import parse_timestamp
 from .traces import Trace
 
 PING_SERIES_COLUMNS = ("source", "dest", "size", "time", "source_region", "dest_region")
@@ -96,31 +96,23 @@ def read_ping_series(
     path = Path(path)
     series: dict[tuple[str, str], list[float]] = {}
     region_of: dict[tuple[str, str], tuple[str, str]] = {}
-    skipped: Counter[str] = Counter()
-    rows = used = 0
-    with _open_text(path) as f:
-        reader = csv.DictReader(f)
-        _check_columns(path, reader, PING_SERIES_COLUMNS, "a ping series")
-        for k, row in enumerate(reader, start=1):
-            rows += 1
-            where = f"{path}: row {k} (line {reader.line_num})"
-            try:
-                src, dst = _field(row, "source", where), _field(row, "dest", where)
-                regions = (_field(row, "source_region", where), _field(row, "dest_region", where))
-                packet = _number(row, "size", where)
-                rtt = _number(row, "time", where)
-                if rtt < 0:
-                    raise _Bad("negative RTT", f"{where}, column 'time': {rtt} ms is negative; an RTT is >= 0")
-            except _Bad as bad:
-                if strict:
-                    raise ValueError(str(bad)) from None
-                skipped[bad.reason] += 1
-                continue
-            if size is not None and packet != size:
-                continue
-            series.setdefault((src, dst), []).append(rtt)
-            region_of[(src, dst)] = regions
-            used += 1
+    tally = _Tally()
+
+    def parse(row: dict, where: str):
+        src, dst = _field(row, "source", where), _field(row, "dest", where)
+        regions = (_field(row, "source_region", where), _field(row, "dest_region", where))
+        packet, rtt = _number(row, "size", where), _number(row, "time", where)
+        if rtt < 0:
+            raise _Bad("negative RTT", f"{where}, column 'time': {rtt} ms is negative; an RTT is >= 0")
+        return src, dst, regions, packet, rtt
+
+    for src, dst, regions, packet, rtt in _parsed_rows(path, PING_SERIES_COLUMNS, "a ping series", parse, strict, tally):
+        if size is not None and packet != size:
+            continue
+        series.setdefault((src, dst), []).append(rtt)
+        region_of[(src, dst)] = regions
+        tally.used += 1
+    rows, used, skipped = tally.rows, tally.used, tally.skipped
     if not series:
         what = f" of size {size}" if size is not None else ""
         raise ValueError(f"{path}: no usable ping rows{what} ({rows} data rows, {sum(skipped.values())} skipped)")
@@ -146,34 +138,26 @@ def read_iperf_results(
     pair of traces per unordered region pair (a <= b), runs of both directions merged."""
     path = Path(path)
     runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
-    skipped: Counter[str] = Counter()
-    rows = used = 0
-    with _open_text(path) as f:
-        reader = csv.DictReader(f)
-        _check_columns(path, reader, IPERF_COLUMNS, "iperf results")
-        for k, row in enumerate(reader, start=1):
-            rows += 1
-            where = f"{path}: row {k} (line {reader.line_num})"
-            try:
-                fc, tc = _field(row, "from_cloud", where), _field(row, "to_cloud", where)
-                fr, tr = _field(row, "from_region", where), _field(row, "to_region", where)
-                ts = _timestamp(row, where)
-                bits = _number(row, "bitrate_Bps", where)
-                rtt = _number(row, "avgrtt", where)
-                if bits <= 0:
-                    raise _Bad("throughput not > 0", f"{where}, column 'bitrate_Bps': {bits} must be > 0")
-                if rtt < 0:
-                    raise _Bad("negative RTT", f"{where}, column 'avgrtt': {rtt} ms is negative; an RTT is >= 0")
-            except _Bad as bad:
-                if strict:
-                    raise ValueError(str(bad)) from None
-                skipped[bad.reason] += 1
-                continue
-            if clouds is not None and (fc, tc) != tuple(clouds):
-                continue
-            key = (fr, tr) if clouds is not None else (f"{fc}:{fr}", f"{tc}:{tr}")
-            runs.setdefault(_orient(key, undirected), []).append((ts, rtt, bits / 1e6))
-            used += 1
+    tally = _Tally()
+
+    def parse(row: dict, where: str):
+        fc, tc = _field(row, "from_cloud", where), _field(row, "to_cloud", where)
+        fr, tr = _field(row, "from_region", where), _field(row, "to_region", where)
+        ts = _timestamp(row, where)
+        bits, rtt = _number(row, "bitrate_Bps", where), _number(row, "avgrtt", where)
+        if bits <= 0:
+            raise _Bad("throughput not > 0", f"{where}, column 'bitrate_Bps': {bits} must be > 0")
+        if rtt < 0:
+            raise _Bad("negative RTT", f"{where}, column 'avgrtt': {rtt} ms is negative; an RTT is >= 0")
+        return fc, tc, fr, tr, ts, bits, rtt
+
+    for fc, tc, fr, tr, ts, bits, rtt in _parsed_rows(path, IPERF_COLUMNS, "iperf results", parse, strict, tally):
+        if clouds is not None and (fc, tc) != tuple(clouds):
+            continue
+        key = (fr, tr) if clouds is not None else (f"{fc}:{fr}", f"{tc}:{tr}")
+        runs.setdefault(_orient(key, undirected), []).append((ts, rtt, bits / 1e6))
+        tally.used += 1
+    rows, used, skipped = tally.rows, tally.used, tally.skipped
     if not runs:
         what = f" from {clouds[0]} to {clouds[1]}" if clouds is not None else ""
         raise ValueError(f"{path}: no usable rows{what} ({rows} data rows, {sum(skipped.values())} skipped)")
@@ -196,6 +180,31 @@ class _Bad(Exception):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
+
+
+@dataclass
+class _Tally:
+    """Data rows read, rows used, and rows skipped by reason."""
+
+    rows: int = 0
+    used: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+
+def _parsed_rows(path: Path, columns, what: str, parse, strict: bool, tally: _Tally):
+    """Each data row of a measurement CSV through ``parse(row, where)``; a malformed row
+    (``_Bad``) is refused when ``strict``, else skipped and counted by its reason."""
+    with _open_text(path) as f:
+        reader = csv.DictReader(f)
+        _check_columns(path, reader, columns, what)
+        for k, row in enumerate(reader, start=1):
+            tally.rows += 1
+            try:
+                yield parse(row, f"{path}: row {k} (line {reader.line_num})")
+            except _Bad as bad:
+                if strict:
+                    raise ValueError(str(bad)) from None
+                tally.skipped[bad.reason] += 1
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -255,13 +264,9 @@ def _number(row: dict, col: str, where: str) -> float:
 def _timestamp(row: dict, where: str) -> float:
     text = _field(row, "timestamp", where)
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise _Bad("bad timestamp", f"{where}, column 'timestamp': {text!r} is neither Unix seconds nor ISO 8601") from None
+        return parse_timestamp(text, where)
+    except ValueError as err:
+        raise _Bad("bad timestamp", str(err)) from None
 
 
 def _trace(name: str, column: str, values: list[float], source: str) -> Trace:

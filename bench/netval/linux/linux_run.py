@@ -37,6 +37,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from ns3run import write_atomic  # noqa: E402  (one atomic JSON writer for both references)
+from scenarios import tree_path  # noqa: E402
 NETVAL = HERE.parent
 REFERENCE = NETVAL / "reference.json"
 OUT = HERE / "linux_reference.json"
@@ -320,7 +323,7 @@ PAYLOAD = memoryview(bytes(40_000_000))
 def run_rep(topo: Topology, scn: dict, port0: int, timeout_s: float) -> dict:
     transfers = scn["transfers"]
     assert all(not t["after"] and t["start_s"] == 0.0 for t in transfers), "only simultaneous transfers"
-    rtt = max(2 * sum(scn["links"][k]["delay_ms"] for k in path_links(scn, t["src"], t["dst"])) for t in transfers)
+    rtt = max(2 * sum(scn["links"][k]["delay_ms"] for k, _ in tree_path(scn, t["src"], t["dst"])) for t in transfers)
     for n in topo.nodes:
         sh(["ip", "-n", topo.ns[n], "tcp_metrics", "flush", "all"], check=False)
     listeners, clients, conns = [], [], []
@@ -432,20 +435,6 @@ def emulation_quality(wire: list[dict]) -> dict:
             "late_over_1ms_frac": over1 / max(out, 1)}
 
 
-def path_links(scn: dict, src: str, dst: str) -> list[int]:
-    parent = {l["child"]: (l["parent"], k) for k, l in enumerate(scn["links"])}
-
-    def chain(n):
-        out = [n]
-        while out[-1] in parent:
-            out.append(parent[out[-1]][0])
-        return out
-
-    a, b = chain(src), chain(dst)
-    common = next(n for n in a if n in set(b))
-    return [parent[n][1] for n in a[:a.index(common)]] + [parent[n][1] for n in b[:b.index(common)]]
-
-
 def run_scenario(entry: dict, reps: int) -> dict:
     scn = entry["scenario"]
     topo = Topology(scn, entry["queues_pkts"])
@@ -549,20 +538,6 @@ def build_wire() -> None:
         return
     subprocess.run(cmd, check=True)
     stamp.write_text(key + "\n")
-
-
-def write_atomic(path: Path, doc: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def canon(x) -> str:
