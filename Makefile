@@ -54,7 +54,7 @@ clean:  ## remove the virtualenv and caches (run folders under reports/ are kept
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
 .PHONY: netval
-netval: $(STAMP)  ## ns-3 packet-level TCP reference (own venv bench/netval/.venv; ~20 min of one core); NETVAL_ARGS="--only single --limit 3"
+netval: $(STAMP)  ## ns-3 packet-level TCP reference (own venv bench/netval/.venv; ~30 min of one core); NETVAL_ARGS="--only single --limit 3"
 	@test -x bench/netval/.venv/bin/pip || $(PYTHON) -m venv bench/netval/.venv
 	@bench/netval/.venv/bin/pip show ns3 2>/dev/null | grep -qx 'Version: 3.44.post0' || bench/netval/.venv/bin/pip install --quiet ns3==3.44.post0
 	$(BIN)/python bench/netval/ns3run.py $(NETVAL_ARGS)
