@@ -144,7 +144,10 @@ def _detect(path: Path, detect) -> str:
     except ValueError:
         from .importers import PING_COLUMNS
 
-        header = path.open(encoding="utf-8-sig", errors="replace").readline() if path.is_file() else ""
+        header = ""
+        if path.is_file():
+            with path.open(encoding="utf-8-sig", errors="replace") as f:
+                header = f.readline()
         if all(c in header for c in PING_COLUMNS):
             return "ping-table"
         raise

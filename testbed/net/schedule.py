@@ -147,7 +147,8 @@ class TreeIndex:
         full = [None] * l + [np.ones(len(nodes[d]), dtype=bool) for d in range(l, M + 1)]
         links = np.unique(np.concatenate(hops[l + 1 :]))
         worker_seg = np.flatnonzero(np.diff(root_of[M], prepend=-1))
-        return Forest(tuple(sorted(sids, key=lambda s: self.server_pos[s][1])), l, nodes, _as_slice(nodes[M]), seg,
+        spans = [None] * l + [_as_slice(nodes[d]) for d in range(l, M + 1)]
+        return Forest(tuple(sorted(sids, key=lambda s: self.server_pos[s][1])), l, nodes, spans, seg,
                       pp, root_of, worker_seg, hops, hops_down, hop_seg, share, links, full)
 
 
@@ -167,7 +168,7 @@ class Forest:
     roots: tuple  # server ids of the top servers, left to right
     level: int
     nodes: list  # d >= level: the forest's nodes as positions in the whole level (sorted)
-    workers: slice | np.ndarray  # nodes[M], as a slice where contiguous (cheap views of per-worker arrays)
+    spans: list  # d >= level: nodes[d] as a slice where contiguous (cheap views of per-node arrays)
     seg: list  # d < M: start of each node's children in the forest's level d + 1
     pp: list  # d > level: each node's parent in the forest's level d - 1
     root_of: list  # which root (0..K-1) each node is under
@@ -178,6 +179,11 @@ class Forest:
     share: list  # d > level: (node, shared link index) pairs, for solo_rates_fit
     links: np.ndarray  # every link inside the forest, sorted
     full: list  # all-True activity masks (everyone takes part)
+
+    @property
+    def workers(self) -> slice | np.ndarray:
+        """The forest's workers (positions in level M), as a slice where contiguous."""
+        return self.spans[-1]
 
     def hop(self, d: int, i: int, *, up: bool) -> np.ndarray:
         """Link ids of node i's hop at level d, in the direction of travel."""
@@ -341,14 +347,14 @@ def _tcp_flows_s(conn: Connections, up: bool, d: int, plan: RoundPlan, start_s: 
                  rate: np.ndarray, active: np.ndarray) -> np.ndarray:
     """Slow-start flow times of level d's transfers starting at ``start_s`` (NaN where
     ``active`` is False: no transfer); their connections' windows are updated."""
-    nodes = plan.forest.nodes[d]
+    span = plan.forest.spans[d]
     rtt = (plan.up_rtt_s if up else plan.down_rtt_s)[d]
-    cwnd = conn.start_windows(up, d, nodes, start_s, rtt)
+    cwnd = conn.start_windows(up, d, span, start_s, rtt)
     flow_s = slow_start_s(size_bytes, rate, rtt, cwnd)
     if active is plan.forest.full[d]:  # everyone sent
-        conn.finish(up, d, nodes, cwnd, size_bytes, start_s + flow_s)
+        conn.finish(up, d, span, cwnd, size_bytes, start_s + flow_s)
     else:
-        conn.finish(up, d, nodes[active], cwnd[active], size_bytes, (start_s + flow_s)[active])
+        conn.finish(up, d, plan.forest.nodes[d][active], cwnd[active], size_bytes, (start_s + flow_s)[active])
     return flow_s
 
 

@@ -90,8 +90,8 @@ def slow_start_s(size_bytes, peak_bytes_per_s, rtt_s, cwnd_bytes) -> np.ndarray:
     until 2^k reaches q = peak * R / cwnd (K = ceil(log2 q) round trips), then q. After
     m = min(floor(log2(size / cwnd + 1)), K) whole round trips it has moved 2^m - 1
     windows, and the rest goes at min(2^m, q) windows per round trip."""
-    size, peak, rtt, cwnd = (np.asarray(x, dtype=float) for x in (size_bytes, peak_bytes_per_s, rtt_s, cwnd_bytes))
-    if (rtt == 0).any():  # no round trip, no ramp
+    size, peak, rtt, cwnd = map(np.asarray, (size_bytes, peak_bytes_per_s, rtt_s, cwnd_bytes))
+    if not rtt.all():  # some path without a round trip: no ramp there
         return np.where(rtt == 0, size / peak, _slow_start_s(size, peak, np.where(rtt == 0, 1.0, rtt), cwnd))
     return _slow_start_s(size, peak, rtt, cwnd)
 
@@ -107,7 +107,7 @@ def _slow_start_s(size: np.ndarray, peak: np.ndarray, rtt: np.ndarray, cwnd: np.
 def window_after(cwnd_bytes, size_bytes, window_bytes: int | None) -> np.ndarray:
     """A connection's window after moving ``size_bytes``: slow start adds every
     acknowledged byte, up to the socket window W."""
-    grown = np.asarray(cwnd_bytes, dtype=float) + np.asarray(size_bytes, dtype=float)
+    grown = np.add(cwnd_bytes, size_bytes, dtype=float)
     return grown if window_bytes is None else np.minimum(grown, float(window_bytes))
 
 
