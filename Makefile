@@ -35,8 +35,8 @@ endif
 report: $(STAMP)  ## rebuild report.html of RUN (default: the latest run on TOPO)
 	$(BIN)/testbed report $(RUN)
 
-retime: $(STAMP)  ## re-price RUN under TRACE="NAME=path.csv ..." without retraining
-	$(BIN)/testbed retime $(RUN) $(foreach t,$(TRACE),--trace $(t))
+retime: $(STAMP)  ## re-price RUN under TRACE="NAME=path.csv ..." (and network keys, SET="tcp_model=fluid") without retraining
+	$(BIN)/testbed retime $(RUN) $(foreach t,$(TRACE),--trace $(t)) $(foreach s,$(SET),--set $(s))
 
 test: $(STAMP) browser  ## run the test suite (slow tests excluded; installs chromium for the report test)
 	$(BIN)/pytest -q

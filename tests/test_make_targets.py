@@ -50,6 +50,12 @@ def test_experiment_report_and_retime(installed, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "report:" in out.stdout and len(list((tmp_path / "star").glob("*-retime-*"))) == 1
 
+    out = make("retime", f"RUN={report.parent}", "SET=tcp_model=fluid tcp_idle=keep")  # network keys only
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert len(list((tmp_path / "star").glob("*-retime-*"))) == 2
+    out = make("retime", f"RUN={report.parent}", "SET=lr=0.5")
+    assert out.returncode != 0 and "--set lr: a re-time changes only how the network prices the run" in out.stderr
+
 
 def test_experiment_with_a_bad_key_exits_2_naming_it(installed, tmp_path):
     out = make("experiment", "TOPO=star", f"REPORTS={tmp_path}", "SET=iteration=5")

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("run_dir", type=Path)
     r.add_argument("--trace", action="append", default=[], metavar="NAME=PATH", help="replace trace NAME by the CSV at PATH (repeatable)")
     r.add_argument("--topo", default=None, help="price on another topology with the same number of workers")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="price under other network settings: tcp_model, tcp_idle, tcp_* keys, window_kib, events (repeatable)")
     r.set_defaults(func=run_retime_command)
 
 
@@ -103,6 +105,6 @@ def run_retime_command(args: argparse.Namespace) -> int:
         if not sep or not name or not path:
             raise ValueError(f"--trace {item!r}: expected NAME=path.csv")
         traces[name] = path
-    run_dir = retime(args.run_dir, traces, args.topo)
+    run_dir = retime(args.run_dir, traces, args.topo, network=[o for o in args.overrides if o.strip()])
     print(f"report: {run_dir / 'report.html'}")
     return 0

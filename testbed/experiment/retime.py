@@ -26,15 +26,28 @@ def _is_time_column(name: str) -> bool:
     return name.endswith("_s")
 
 
-def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topology: str | None = None, reports_root: Path | None = None) -> Path:
-    """Write a new run folder whose times come from the new network; return it."""
+NETWORK_KEYS = ("tcp_model", "tcp_idle", "tcp_initial_window", "tcp_mss_bytes", "tcp_header_bytes", "tcp_rto_min_ms",
+                "window_kib", "events")
+"""Config keys a re-time may change: they set how the clock prices, never what was trained."""
+
+
+def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topology: str | None = None,
+           reports_root: Path | None = None, network: list[str] | None = None) -> Path:
+    """Write a new run folder whose times come from the new network; return it.
+    ``network``: ``key=value`` settings of :data:`NETWORK_KEYS` (e.g. ``tcp_model=fluid``)."""
     from testbed.net import load_topology
 
     run_dir = Path(run_dir)
+    for item in network or []:
+        key = item.partition("=")[0].strip()
+        if key not in NETWORK_KEYS:
+            raise ValueError(f"--set {key}: a re-time changes only how the network prices the run; "
+                             f"allowed: {', '.join(NETWORK_KEYS)} (other keys change training: run the experiment again)")
     info = _read_json(run_dir / "config.json")
     old = ExperimentConfig.from_saved(info["config"], where=f"{run_dir / 'config.json'}")
     traces = {**old.trace_overrides, **(trace_overrides or {})}
     config = dataclasses.replace(old, topology=topology or old.topology, traces=tuple(f"{k}={v}" for k, v in traces.items()))
+    config = config.with_overrides(list(network or []))
     topo = load_topology(config.topology, trace_overrides=config.trace_overrides)
     unused = sorted(set(trace_overrides or {}) - set(topo.traces))
     if unused:

@@ -72,6 +72,22 @@ def test_the_tcp_model_changes_the_clock_and_is_stated_in_the_report(tiny_config
     assert "fluid max-min flows" in (runs["fluid"] / "report.html").read_text(encoding="utf-8")
 
 
+def test_retime_under_another_tcp_model_equals_a_fresh_run_with_it(tiny_config, tmp_path):
+    original = run_experiment(tiny_config, reports_root=tmp_path / "a", progress=False)  # the TCP model
+    retimed = retime(original, network=["tcp_model=fluid", "window_kib=1024"])
+    fresh = run_experiment(tiny_config.with_overrides(["tcp_model=fluid", "window_kib=1024"]), reports_root=tmp_path / "b",
+                           progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(retimed / "metrics.csv"), pd.read_csv(fresh / "metrics.csv"),
+                                  check_exact=False, rtol=1e-12)
+    assert json.loads((retimed / "config.json").read_text())["config"]["tcp_model"] == "fluid"
+    before = sorted(p.name for p in (tmp_path / "a").rglob("*"))
+    with pytest.raises(ValueError, match=r"--set lr: a re-time changes only how the network prices the run; allowed: tcp_model"):
+        retime(original, network=["lr=0.1"])
+    with pytest.raises(ValueError, match="tcp_idle: must be one of restart, keep"):
+        retime(original, network=["tcp_idle=never"])
+    assert sorted(p.name for p in (tmp_path / "a").rglob("*")) == before  # nothing written
+
+
 def test_a_run_saved_before_the_tcp_model_keeps_the_fluid_clock(tiny_config, tmp_path):
     run_dir = run_experiment(tiny_config.with_overrides(["tcp_model=fluid"]), reports_root=tmp_path, progress=False)
     info = json.loads((run_dir / "config.json").read_text())
