@@ -4,9 +4,9 @@ A transfer first waits its path's one-way latency, then becomes a *flow* that mo
 bytes at a rate set by max-min fairness over the links it crosses (progressive filling),
 optionally capped per flow (a TCP window: W / RTT) by a cap that may rise in steps (slow
 start: the window doubles every round trip, :mod:`testbed.net.tcp`). Rates are
-recomputed whenever a flow starts, ends or its cap steps, but only inside its *zone*: the flows whose links are connected through
-shared links (zones merge as flows bridge them and never split, so a zone always holds
-every flow a change could reach). Flows on disjoint links never cost each other
+recomputed whenever a flow starts, ends or its cap steps, but only inside its *zone*:
+the flows whose links are connected through shared links (zones merge as flows bridge
+them and never split, so a zone always holds every flow a change could reach). Flows on disjoint links never cost each other
 anything, and a zone's flows are re-rated together in numpy with one pending timer.
 
 :func:`max_min_rates` is the plain reference implementation (tests check the numpy one
