@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from testbed.experiment.config import PRESETS, ExperimentConfig, preset, read_config_file
+from testbed.experiment.config import PRESETS, ExperimentConfig, preset
+from testbed.experiment.configfile import read_config_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,12 +6,10 @@ Unknown keys and values of the wrong type fail before any training starts, namin
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from testbed.data import DATASET_NAMES, SCHEMES, STRATEGIES
@@ -262,62 +260,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "femnist": dict(dataset="femnist", partition="natural", model="femnist_cnn", iterations=2000, lr=0.05, batch_size=20, eval_every=100, target_acc=0.6,
                     seeds=(0,), divergence_every=0),
 }
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The keys of a JSON config file (an object of ExperimentConfig keys), strictly read:
-    NaN, Infinity and numbers that overflow are refused, like every other bad value, with
-    the file named."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such config file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder; --config takes a JSON file") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise ValueError(
-            f"{path}: line {line}: not UTF-8 text (byte {err.start}); config files are UTF-8 JSON"
-        ) from None
-    try:
-        values = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON ({err.msg})") from None
-    except _BadNumber as err:
-        line = text[: text.find(err.token)].count("\n") + 1
-        raise ValueError(f"{path}: line {line}: {err}") from None
-    except RecursionError:
-        raise ValueError(f"{path}: nested too deeply; a config is one JSON object of keys") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a JSON object of config keys, got {type(values).__name__}")
-    return values
-
-
-class _BadNumber(ValueError):
-    def __init__(self, token: str, message: str):
-        super().__init__(message)
-        self.token = token
-
-
-def _refuse_constant(name: str) -> Any:
-    raise _BadNumber(name, f"{name} is not a number a config may hold; numbers must be finite")
-
-
-def _finite_float(token: str) -> float:
-    value = float(token)
-    if not math.isfinite(value):
-        raise _BadNumber(token, f"{_shorten(token)} is too large for a float; numbers must be finite")
-    return value
-
-
-def _bounded_int(token: str) -> int:
-    digits = len(token.lstrip("-"))
-    if digits > 1000:  # Python refuses to convert more than 4300 digits; no key wants a tenth of that
-        raise _BadNumber(token, f"{_shorten(token)} has {digits} digits; no key takes an integer that long")
-    return int(token)
 
 
 def _shorten(text: str) -> str:

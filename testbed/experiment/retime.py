@@ -17,7 +17,7 @@ import pandas as pd
 from testbed.experiment import rundir
 from testbed.experiment.algorithms import resolve_all
 from testbed.experiment.config import ExperimentConfig
-from testbed.experiment.runner import NetworkTimer, finish, make_clock, write_traces
+from testbed.experiment.runner import NetworkTimer, cost_structure, finish, make_clock, write_traces
 
 log = logging.getLogger("testbed.experiment")
 
@@ -80,9 +80,7 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
         ev.insert(1, "seed", int(seed))
         events.append(ev)
 
-    from testbed.net.costs import round_costs
-
-    costs = round_costs(topo, model_bytes=info["model_bytes"], window_bytes=config.window_bytes, seed=0, tcp=config.tcp())
+    costs = cost_structure(topo, info["model_bytes"], config)
     info.update(config=config.to_dict(), topology=topo.name, retimed_from=str(run_dir), round_costs=costs.to_dict(),
                 **rundir.provenance())
     info["preset"] = "retime"

@@ -24,7 +24,8 @@ import torch
 import testbed
 from testbed.experiment.algorithms import Algorithm, resolve_all
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
-from testbed.experiment.config import ExperimentConfig, read_config_file
+from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.configfile import read_config_file
 from testbed.experiment.progress import Progress
 from testbed.experiment import rundir
 from testbed.simulate import Callback, resolve_device
@@ -318,7 +319,7 @@ def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
         "algorithms": algorithms, "worker_nodes": list(setup.topology.worker_nodes),
         "model_params": sum(p.numel() for p in model.parameters()),
         "model_bytes": setup.model_bytes, "priced_params": setup.config.priced_params or None,
-        "compute_ms": setup.compute_ms, "round_costs": cost_structure(setup).to_dict(),
+        "compute_ms": setup.compute_ms, "round_costs": cost_structure(setup.topology, setup.model_bytes, setup.config).to_dict(),
         "device": str(setup.device), **rundir.provenance(),
     }
     rundir.atomic_write_json(run_dir / "config.json", info)
@@ -326,14 +327,13 @@ def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
     write_traces(run_dir, setup.topology)
 
 
-def cost_structure(setup: Setup):
+def cost_structure(topology, model_bytes: float, cfg: ExperimentConfig):
     """What one round costs at each level of the topology's own tree, priced on the clock
-    with the run's model size, window and TCP model (the report's verdict explains results with it)."""
+    with the run's model size, window and TCP model (the report's verdict explains results
+    with it; a retime prices it again on its network)."""
     from testbed.net.costs import round_costs
 
-    cfg = setup.config
-    return round_costs(setup.topology, model_bytes=setup.model_bytes, window_bytes=cfg.window_bytes, seed=0,
-                       tcp=cfg.tcp())
+    return round_costs(topology, model_bytes=model_bytes, window_bytes=cfg.window_bytes, seed=0, tcp=cfg.tcp())
 
 
 def write_traces(run_dir: Path, topology) -> None:

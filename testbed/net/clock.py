@@ -25,7 +25,7 @@ once the previous broadcast in that subtree has arrived everywhere, so rounds ne
 overlap on a link (this can only bind under partial participation).
 
 The subtrees whose rounds complete the averaging at one iteration are disjoint, so
-they are priced together, one :class:`~testbed.net.schedule.Forest` per level of their
+they are priced together, one :class:`~testbed.net.forest.Forest` per level of their
 top servers: in closed form when that is exact for all of them (no shared link can
 saturate), else by the SimPy flow simulation. ``rounds_by_engine`` counts the subtree
 rounds each backend priced.
@@ -45,7 +45,8 @@ from .events import Event, EventLog
 from .links import LinkModel, seed_roots
 from .probe import DEFAULT_WINDOW_BYTES
 from .sampling import SamplerBank, make_sampler
-from .schedule import Forest, TreeIndex, plan_round, simpy_round, solo_rates, solo_rates_fit, vector_round
+from .forest import Forest, TreeIndex
+from .schedule import plan_round, simpy_round, solo_rates, solo_rates_fit, vector_round
 from .tcp import Connections, TcpModel
 from .topology import Topology, load_topology
 

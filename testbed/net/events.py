@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .schedule import Forest, RoundTimes, TreeIndex
+from .forest import Forest, TreeIndex
+from .schedule import RoundTimes
 from .topology import Topology
 
 KINDS = ("up", "down", "barrier", "aggregate")

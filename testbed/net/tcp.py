@@ -114,7 +114,7 @@ def window_after(cwnd_bytes, size_bytes, window_bytes: int | None) -> np.ndarray
 class Connections:
     """The congestion windows of every connection of a tree between rounds: one per node
     of each level d >= 1 and direction (up: to its aggregation parent), indexed by the
-    node's position in its level (:class:`~testbed.net.schedule.TreeIndex`)."""
+    node's position in its level (:class:`~testbed.net.forest.TreeIndex`)."""
 
     def __init__(self, model: TcpModel, level_sizes: list[int], window_bytes: int | None):
         self.model = model

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from testbed.net import NetworkClock, load_topology, price_schedule
-from testbed.net.schedule import TreeIndex, concat_ranges
+from testbed.net.forest import TreeIndex, concat_ranges
 
 
 def _per_server_periods() -> nx.Graph:
