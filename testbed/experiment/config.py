@@ -102,6 +102,9 @@ class ExperimentConfig:
     """Trace overrides 'NAME=path.csv': swap a link's measurements without editing the topology."""
     device: str = "auto"
     engine: str = "batched"
+    threads: int = 0
+    """Torch CPU threads (torch.set_num_threads); 0 = torch's default (one per core). On a
+    machine shared with other jobs, fewer threads than cores often run faster."""
     deterministic: bool = False
     """Force deterministic kernels (torch.use_deterministic_algorithms): on GPUs, identical
     metrics from run to run at some speed cost. CPU runs are deterministic already."""
@@ -181,6 +184,8 @@ class ExperimentConfig:
         for key in ("checkpoint_every", "divergence_every"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: must be >= 0 (0 = off), got {getattr(self, key)}")
+        if self.threads < 0:
+            raise ValueError(f"threads: must be >= 0 (0 = torch's default), got {self.threads}")
         if self.momentum < 0 or self.momentum >= 1:
             raise ValueError(f"momentum: must be in [0, 1), got {self.momentum}")
 

@@ -98,6 +98,8 @@ def prepare(config: ExperimentConfig) -> Setup:
     dataset = load_dataset(config.dataset, root=config.data_root or None, **options)
     model = build_model(config.model, **_model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     if config.deterministic:
         # cuBLAS needs a fixed workspace for reproducible GEMMs; set before the first CUDA call
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
