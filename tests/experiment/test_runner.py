@@ -129,6 +129,7 @@ def test_a_diverging_algorithm_stops_alone_and_the_report_says_so(tiny_config, t
     metrics = pd.read_csv(run_dir / "metrics.csv")
     local = metrics[metrics.spec == "local:2"]
     assert len(local) == 1 and local.status.iloc[0].startswith("diverged: training loss is nan at iteration 1")
+    assert local.iteration.iloc[0] == 2  # stopped at local:2's first aggregation
     assert len(metrics[metrics.spec == "hsgd"]) == 4  # the others finished
     assert "diverged: training loss is nan" in (run_dir / "report.html").read_text()
 
