@@ -14,6 +14,7 @@ from typing import Any
 
 from testbed.data import DATASET_NAMES, SCHEMES, STRATEGIES
 from testbed.engine.aggregation import WEIGHTINGS
+from testbed.engine.precision import PRECISIONS
 from testbed.models import MODEL_NAMES
 
 MAX_COUNT = 10**9
@@ -102,6 +103,9 @@ class ExperimentConfig:
     """Trace overrides 'NAME=path.csv': swap a link's measurements without editing the topology."""
     device: str = "auto"
     engine: str = "batched"
+    precision: str = "fp32"
+    """Forward/backward dtype: fp32, bf16 (CPUs with AVX512-BF16 or AMX, recent GPUs) or
+    fp16 (GPUs; no loss scaling). Weights, momentum and averages stay fp32."""
     threads: int = 0
     """Torch CPU threads (torch.set_num_threads); 0 = torch's default (one per core). On a
     machine shared with other jobs, fewer threads than cores often run faster."""
@@ -184,6 +188,8 @@ class ExperimentConfig:
         for key in ("checkpoint_every", "divergence_every"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: must be >= 0 (0 = off), got {getattr(self, key)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.threads < 0:
             raise ValueError(f"threads: must be >= 0 (0 = torch's default), got {self.threads}")
         if self.momentum < 0 or self.momentum >= 1:
