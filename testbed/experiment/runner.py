@@ -23,6 +23,7 @@ import torch
 
 import testbed
 from testbed.experiment.algorithms import Algorithm, resolve_all
+from testbed.experiment.columns import COLUMNS_FILE, METRICS, columns_markdown, order_columns
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.configfile import read_config_file
@@ -163,10 +164,16 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
             events.write()
             rundir.atomic_write_json(schedule_file, schedules)
             # last: a pair counts as finished once it is in metrics.csv
-            rundir.atomic_write_csv(run_dir / "metrics.csv", pd.concat(metrics, ignore_index=True))
+            rundir.atomic_write_csv(run_dir / "metrics.csv", metrics_frame(metrics, setup.topology.tiers))
             path.unlink(missing_ok=True)
     finish(run_dir)
     return run_dir
+
+
+def metrics_frame(frames: list[pd.DataFrame], tiers) -> pd.DataFrame:
+    """The metrics of every pair, columns in the data dictionary's order (stable between runs)."""
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[order_columns(list(frame.columns), METRICS, tiers)]
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
@@ -226,13 +233,21 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     rows.insert(0, "algorithm", algorithm.label)
     rows.insert(1, "spec", algorithm.spec)
     rows.insert(2, "seed", seed)
-    events = clock.events_frame()
+    events = event_rows(clock, setup.topology, algorithm.label, seed)
     if len(events) > LARGE_EVENT_LOG:
         log.info("%s seed %d: %d event rows (~%.0f s to write); events=aggregations keeps one per round",
                  algorithm.label, seed, len(events), len(events) / 4e5)
-    events.insert(0, "algorithm", algorithm.label)
-    events.insert(1, "seed", seed)
     return rows, events, timer.participants
+
+
+def event_rows(clock, topology, label: str, seed: int) -> pd.DataFrame:
+    """The clock's event log for events.csv: keyed by algorithm and seed, with ``level``
+    the topology's level of the round's top server (the clock counts only its own levels)."""
+    events = clock.events_frame()
+    events["level"] = events["tier"].map({tier: k for k, tier in enumerate(topology.tiers)}).astype("int64")
+    events.insert(0, "algorithm", label)
+    events.insert(1, "seed", seed)
+    return events
 
 
 def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, cfg: ExperimentConfig,
@@ -263,6 +278,8 @@ def priced_topology(topology, algorithm: Algorithm):
     for node in topology.server_nodes:
         if node in periods:
             graph.nodes[node]["period"] = periods[node]
+            # the topology's tier, so the clock's columns and events name the same servers for every algorithm
+            graph.nodes[node]["tier"] = topology.tiers[topology.level[node]]
         else:
             graph.nodes[node].clear()
             graph.nodes[node]["role"] = "router"
@@ -323,6 +340,7 @@ def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
         "device": str(setup.device), **rundir.provenance(),
     }
     rundir.atomic_write_json(run_dir / "config.json", info)
+    rundir.atomic_write_text(run_dir / COLUMNS_FILE, columns_markdown())
     rundir.atomic_write_text(run_dir / "topology.json", _graph_json(setup.topology.graph))
     write_traces(run_dir, setup.topology)
 

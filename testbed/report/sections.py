@@ -58,7 +58,9 @@ def _band_note(run: RunFolder) -> str:
     spread = "the band spans the minimum to the maximum over seeds; " if n > 1 else ""
     return (
         f'<p class="note">Mean over {n} seed(s); {spread}each seed holds its accuracy between evaluations '
-        "(step curves), and a curve stops where its first seed stops. Local SGD baselines are dashed.</p>"
+        "(step curves), and a curve stops where its first seed stops. Local SGD baselines are dashed. Every point "
+        "evaluates the global average model: between global rounds no server holds it, it is the <em>virtual</em> "
+        "average of all workers' models (with the global weights).</p>"
     )
 
 

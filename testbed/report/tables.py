@@ -14,7 +14,8 @@ import pandas as pd
 
 from testbed.report.curves import Band, first_crossing, seed_band
 from testbed.report.markup import fmt_number, fmt_seconds, html_table
-from testbed.report.runfolder import COMM_COLUMN, RunFolder
+from testbed.experiment.columns import COMM_COLUMN
+from testbed.report.runfolder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,10 @@ def target_html(rows: Sequence[TargetRow], target: float, baselines: Sequence[st
 
 
 def component_columns(columns: Sequence[str]) -> list[tuple[str, str]]:
-    """(column, display name) of the breakdown components present, in stacking order."""
-    comm = sorted((int(m.group(1)), c) for c in columns if (m := COMM_COLUMN.match(c)))
+    """(column, display name) of the breakdown components present, in stacking order
+    (the tiers in metrics.csv's order: top first)."""
     parts = [("compute_s", "compute")] if "compute_s" in columns else []
-    parts += [(c, f"communication L{k}" + (" (cloud)" if k == 0 else "")) for k, c in comm]
+    parts += [(c, f"communication: {m.group('tier').replace('_', ' ')}") for c in columns if (m := COMM_COLUMN.match(c))]
     parts += [("wait_s", "waiting")] if "wait_s" in columns else []
     return parts
 

@@ -57,7 +57,7 @@ _INTRO = (
     '<p class="note">Divergences are measured at the global average model from each worker\'s full '
     "local gradient (Wang et al. 2022, (7)-(9)), on the topology's full tree. Bounds use the run's "
     "learning rate, the time averages of the measured sigma<sup>2</sup> and divergences, f<sup>0</sup> "
-    "- f<sup>*</sup> &le; the first training loss, and L = L*, the largest smoothness for which every "
+    "- f<sup>*</sup> &le; the global model's first training loss, and L = L*, the largest smoothness for which every "
     "algorithm meets its theorem's condition (L is not measurable; the ordering of the bounds does not "
     "depend on it).</p>"
 )
@@ -79,7 +79,9 @@ def _time_averages(metrics: pd.DataFrame) -> dict[str, dict[str, float]]:
     out = {}
     for label, rows in metrics.groupby("algorithm", sort=False):
         out[label] = {c: float(rows[c].mean()) for c in cols if rows[c].notna().any()}
-        out[label]["f_gap"] = float(rows.sort_values("iteration").groupby("seed").train_loss.first().mean())
+        # f(w0) - f* <= f(w0): the global model's first training loss (older runs: the workers')
+        loss = "global_train_loss" if "global_train_loss" in rows and rows.global_train_loss.notna().any() else "worker_loss"
+        out[label]["f_gap"] = float(rows.sort_values("iteration").groupby("seed")[loss].first().mean())
         out[label]["iterations"] = int(rows.iteration.max())
     return out
 

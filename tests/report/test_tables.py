@@ -72,21 +72,21 @@ def test_run_target_table_on_a_fake_folder_matches_the_fake_curves(run_dir):
     assert rows["local SGD P=2"].iteration < rows["H-SGD (40,10,2)"].iteration < rows["local SGD P=40"].iteration
 
 
-def test_component_columns_order_levels_numerically():
-    cols = ["comm_l10_s", "wait_s", "comm_l2_s", "compute_s", "comm_l0_s", "div_up"]
+def test_component_columns_name_the_tiers_in_metrics_order():
+    cols = ["wait_s", "comm_cloud_s", "compute_s", "comm_regional_s", "comm_s", "comm_level_2_s", "div_up"]
     assert component_columns(cols) == [
-        ("compute_s", "compute"), ("comm_l0_s", "communication L0 (cloud)"), ("comm_l2_s", "communication L2"),
-        ("comm_l10_s", "communication L10"), ("wait_s", "waiting"),
+        ("compute_s", "compute"), ("comm_cloud_s", "communication: cloud"), ("comm_regional_s", "communication: regional"),
+        ("comm_level_2_s", "communication: level 2"), ("wait_s", "waiting"),
     ]  # fmt: skip
 
 
 def test_breakdown_takes_each_seeds_last_row_and_averages():
     m = pd.DataFrame({
         "algorithm": ["a"] * 4, "seed": [0, 0, 1, 1], "iteration": [0, 10, 0, 10],
-        "sim_time_s": [0, 10, 0, 14], "compute_s": [0, 4, 0, 6], "comm_l0_s": [0, 5, 0, 7], "wait_s": [0, 1, 0, 1],
+        "sim_time_s": [0, 10, 0, 14], "compute_s": [0, 4, 0, 6], "comm_cloud_s": [0, 5, 0, 7], "wait_s": [0, 1, 0, 1],
     })  # fmt: skip
     (row,) = breakdown(m, ["a", "missing"])
-    assert row.parts == (("compute", 5.0), ("communication L0 (cloud)", 6.0), ("waiting", 1.0))
+    assert row.parts == (("compute", 5.0), ("communication: cloud", 6.0), ("waiting", 1.0))
     assert row.sim_time_s == 12.0
 
 
