@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,3 +104,21 @@ def test_aggregation_summary_counts_per_seed():
 def test_aggregation_summary_names_missing_columns():
     with pytest.raises(ValueError, match="events.csv: missing column.*end_s"):
         aggregation_summary(pd.DataFrame({"algorithm": [], "seed": [], "kind": [], "level": [], "start_s": []}))
+
+
+def test_time_to_target_per_seed_spread(make_run):
+    from testbed.report.tables import seeds_text, spread_text
+
+    run = load_run(make_run(seeds=(0, 1, 2)))
+    rows = {r.label: r for r in run_target_table(run, 0.5)}
+    h = rows["H-SGD (40,10,2)"]
+    own = {seed: g[g.test_acc >= 0.5].sim_time_s.min() for seed, g in run.metrics[run.metrics.algorithm == h.label].groupby("seed")}
+    assert dict(h.seed_times_s) == pytest.approx(own)
+    median, lo, hi, reached = h.spread
+    assert (median, lo, hi, reached) == (pytest.approx(np.median(list(own.values()))), min(own.values()), max(own.values()), 3)
+    assert spread_text(h).count(" s") == 3 and seeds_text(h).startswith("0: ")
+    never = rows["local SGD P=40"]
+    assert never.spread is None or never.spread[3] <= 3
+    partial = dataclasses.replace(h, seed_times_s=((0, 10.0), (1, None), (2, 30.0)))
+    assert spread_text(partial) == "20 s (10 s–30 s), 2 of 3 seeds"
+    assert seeds_text(partial) == "0: 10 s; 1: not reached; 2: 30 s"
