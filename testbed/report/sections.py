@@ -32,7 +32,7 @@ from testbed.report.tables import (
 )
 from testbed.report.theory_panel import theory_section
 from testbed.report.verdict import verdict_html
-from testbed.report.topology_view import topology_figure, tree_layout
+from testbed.report.topology_view import fixed_links, topology_figure, tree_layout
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,15 @@ def traces_section(run: RunFolder) -> Section:
     used = _traces_named_in_topology(run)
     missing = sorted(used - set(run.traces))
     body = message(f"named in the topology but not in {TRACES_DIR}/: {', '.join(missing)}") if missing else ""
+    fixed = fixed_links(run.topology) if run.topology is not None else []
+    if fixed:
+        body += ("<h3>Fixed-latency links</h3>"
+                 '<p class="note">Links that charge a constant one-way latency (no RTT trace); alike links counted once.</p>'
+                 + html_table(["upper end", "lower end", "links", "one-way latency", "bandwidth"], fixed, numeric=(2,)))
     if not run.traces:
-        return Section("traces", title, body + message(f"no trace files in {run.path / TRACES_DIR}"))
+        if not fixed:
+            body += message(f"no trace files in {run.path / TRACES_DIR} and no fixed-latency links in the topology")
+        return Section("traces", "Network links" if fixed else title, body)
     for kind, heading in (("rtt", "Round-trip time"), ("bandwidth", "Bandwidth"), ("other", "Other traces")):
         traces = [t for t in run.traces.values() if t.kind == kind]
         if traces:

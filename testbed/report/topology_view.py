@@ -127,6 +127,26 @@ def link_short(attrs: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def fixed_links(graph: nx.Graph) -> list[list[str]]:
+    """Links with a fixed latency (no RTT trace), alike ones counted together:
+    [upper end, lower end, count, one-way latency, bandwidth], top of the tree first."""
+    layout = tree_layout(graph, collapse_above=10**9)
+    rows: dict[tuple, int] = {}
+    for parent, child in layout.edges:
+        attrs = edge_attrs(graph, parent, child)
+        if "latency_ms" not in attrs:
+            continue
+        bandwidth = link_short({k: v for k, v in attrs.items() if k != "latency_ms"}) or "—"
+        key = (-layout.position[child][1], _kind(graph, parent), _kind(graph, child), f"{_num(attrs['latency_ms'])} ms", bandwidth)
+        rows[key] = rows.get(key, 0) + 1
+    return [[up, down, str(n), latency, bandwidth] for (_, up, down, latency, bandwidth), n in sorted(rows.items(), key=lambda kv: kv[0][0])]
+
+
+def _kind(graph: nx.Graph, node: Any) -> str:
+    attrs = graph.nodes[node]
+    return str(attrs.get("tier") or attrs.get("role", "?"))
+
+
 def row_names(graph: nx.Graph, layout: TreeLayout) -> dict[float, str]:
     """y -> what the row holds: the cloud, a tier of servers (their ``tier``), routers, workers."""
     rows: dict[float, list[str]] = {}
