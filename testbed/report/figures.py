@@ -59,7 +59,7 @@ def family_colors(levels: Mapping[str, int]) -> dict[str, str]:
 
 def log_x_buttons() -> list[dict]:
     """Buttons above a figure that switch its x axis between linear and log."""
-    return [dict(type="buttons", direction="left", x=1.0, xanchor="right", y=1.12, yanchor="bottom", showactive=True,
+    return [dict(type="buttons", direction="left", x=0.0, xanchor="left", y=1.02, yanchor="bottom", showactive=True,
                  buttons=[dict(label="linear x", method="relayout", args=[{"xaxis.type": "linear"}]),
                           dict(label="log x", method="relayout", args=[{"xaxis.type": "log"}])])]
 

@@ -44,6 +44,7 @@ table.data { border-collapse: collapse; margin: 8px 0 16px; font-size: 0.92em; }
 table.data th, table.data td { border-bottom: 1px solid #e4e4e4; padding: 4px 10px; text-align: left; vertical-align: top; }
 table.data th { background: #f5f7fa; font-weight: 600; }
 table.data td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.target td:first-child, table.data td:first-child { min-width: 9em; }
 table.config td:last-child { font-family: ui-monospace, "DejaVu Sans Mono", monospace; word-break: break-all; }
 p.note { color: #555; font-size: 0.92em; margin: 4px 0 8px; }
 p.gloss { font-style: italic; border-left: 3px solid #4C78A8; padding-left: 8px; margin: 6px 0; }

@@ -120,8 +120,8 @@ def breakdown_section(run: RunFolder) -> Section:
     if not rows or not rows[0].parts:
         return Section("breakdown", title, message("metrics.csv has no compute_s, comm_l<k>_s or wait_s column to break time down."))
     body = (
-        '<p class="note">Cumulative simulated seconds at each run\'s last evaluation, mean over seeds; '
-        "level 0 is the cloud.</p>" + figure_html(breakdown_figure(rows), "breakdown") + breakdown_html(rows)
+        '<p class="note">Cumulative simulated seconds at each run\'s last evaluation, mean over seeds; communication '
+        "per tier of the topology (rounds whose top server is at that tier), — where an algorithm does not aggregate there.</p>" + figure_html(breakdown_figure(rows), "breakdown") + breakdown_html(rows)
     )
     if run.events is None:
         body += message(f"{EVENTS_FILE} not found: no per-level aggregation counts.")

@@ -27,6 +27,7 @@ ROLE_STYLE = {  # marker colour, symbol and size per role
     "worker": ("#54A24B", "circle", 10),
 }
 MAX_WORKERS_DRAWN = 24  # above this many workers each server's workers are drawn as one "k workers" node
+LABEL_COLUMN = 0.2  # share of the width left of the tree for tier names and row-wide link figures
 MAX_NAMES_PER_ROW = 12  # above this many nodes in a row their names would overlap; hover still has them
 
 
@@ -207,14 +208,14 @@ def topology_figure(graph: nx.Graph, layout: TreeLayout) -> go.Figure:
                 hovertext=[_hover(_node_hover(n, graph, layout)) for n in nodes], hoverinfo="text",
             )  # fmt: skip
         )
-    for y, name in row_names(graph, layout).items():  # the tiers, left of their rows
-        fig.add_annotation(x=left - 0.2, y=y, text=f"<b>{plot_text(name)}</b>", showarrow=False, xanchor="right",
+    for y, name in row_names(graph, layout).items():  # the tiers, in a column left of the tree
+        fig.add_annotation(xref="paper", x=0, y=y, text=f"<b>{plot_text(name)}</b>", showarrow=False, xanchor="left",
                            font=dict(size=12, color="#333"))
     depth = max((-y for _, y in pos.values()), default=0)
     right = max((x for x, _ in pos.values()), default=0.0) + 0.5
     fig.update_layout(**{**LAYOUT, "margin": dict(l=10, r=10, t=30, b=30)}, height=max(320, 140 + 130 * int(depth)),
                       legend=dict(orientation="h", y=-0.05))
-    fig.update_xaxes(visible=False, range=[left - 0.25 * (right - left) - 1, right])
+    fig.update_xaxes(visible=False, range=[left, right], domain=[LABEL_COLUMN, 1.0])
     fig.update_yaxes(visible=False, range=[-depth - 0.6, 0.5])
     return fig
 
@@ -229,16 +230,16 @@ def _label_links(fig: go.Figure, pos, links, mids, left: float) -> None:
     for y, idx in by_row.items():
         shorts = {link_short(links[i][2]) for i in idx}
         if len(shorts) == 1:
-            text = shorts.pop() or "no link figures"
-            fig.add_annotation(x=left - 0.2, y=y + 0.5, text=plot_text(f"links: {text}"), showarrow=False, xanchor="right",
-                               font=dict(size=11, color="#555"))
+            text = "<br>".join(plot_text(part) for part in (shorts.pop() or "no link figures").split(" · "))
+            fig.add_annotation(xref="paper", x=0, y=y + 0.5, text=f"links: {text}", showarrow=False, xanchor="left",
+                               align="left", font=dict(size=11, color="#555"))
         else:
             for i in idx:
                 xs.append(mids[i][0])
                 ys.append(mids[i][1])
                 texts.append(plot_text(link_short(links[i][2])))
     if texts:
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="text", text=texts, textfont=dict(size=9, color="#555"),
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="text", text=texts, textfont=dict(size=10, color="#555"),
                                  textposition="middle right", hoverinfo="skip", showlegend=False))
 
 

@@ -73,7 +73,7 @@ def test_a_hundred_workers_are_drawn_as_one_node_per_server_with_tiers_and_link_
     assert list(row_names(g, layout).values())[-1] == "100 workers"
     fig = topology_figure(g, layout)
     notes = [a.text for a in fig.layout.annotations]
-    assert {"links: 40 ms · 1 Gbit/s", "links: 5 ms · 100 Mbit/s", "links: 2 ms · 50 Mbit/s"} <= set(notes)
+    assert {"links: 40 ms<br>1 Gbit/s", "links: 5 ms<br>100 Mbit/s", "links: 2 ms<br>50 Mbit/s"} <= set(notes)
     assert any("×5" in (t.text or ()) for t in fig.data)
     small = tree_layout(g, collapse_above=1000)
     assert small.groups == {} and sum(1 for n in small.position if g.nodes[n]["role"] == "worker") == 100
