@@ -111,7 +111,8 @@ def _divergence_figure(metrics: pd.DataFrame, trees: dict[str, AggregationTree])
     fig = go.Figure()
     for k, col in enumerate(cols):
         series = rows.groupby("iteration")[col].mean().dropna()
-        fig.add_trace(go.Scatter(x=series.index, y=series.values, mode="lines+markers", name=_pretty(col), line=dict(color=color_for(k))))
+        fig.add_trace(go.Scatter(x=series.index, y=series.values, mode="lines+markers", name=_pretty(col), line=dict(color=color_for(k)),
+                                 meta=_pretty(col), hovertemplate="%{meta}<br>iteration %{x}<br>%{y:.3g} (squared gradient norm)<extra></extra>"))
     fig.update_layout(**LAYOUT, title=dict(text=plot_text(f"Measured divergences during {label}"), x=0.01),
                       xaxis_title="iteration", yaxis_title="squared gradient divergence", yaxis_type="log")
     return figure_html(fig, "theory-divergences", height_px=360)
