@@ -118,7 +118,7 @@ def load_run(run_dir: str | Path) -> RunFolder:
     if events is not None:
         events = upgrade_events(events, levels, notes)
     topology = _read_topology(path / TOPOLOGY_FILE, notes)
-    traces = _read_traces(path / TRACES_DIR, notes)
+    traces = _read_traces(path / TRACES_DIR, notes, expected=topology is None or _names_traces(topology))
     _note_statuses(metrics, notes)
     config = raw.get("config", {})
     return RunFolder(
@@ -251,9 +251,15 @@ def _read_topology(file: Path, notes: list[str]) -> nx.Graph | None:
         return None
 
 
-def _read_traces(folder: Path, notes: list[str]) -> dict[str, Trace]:
+def _names_traces(topology: nx.Graph) -> bool:
+    return any(k.endswith("_trace") for _, _, data in topology.edges(data=True) for k in data) or \
+        any("compute_trace" in data for _, data in topology.nodes(data=True))
+
+
+def _read_traces(folder: Path, notes: list[str], expected: bool = True) -> dict[str, Trace]:
     if not folder.is_dir():
-        notes.append(f"{TRACES_DIR}/ not found in the run folder: no trace distributions")
+        if expected:  # a topology of fixed latencies has no trace to copy
+            notes.append(f"{TRACES_DIR}/ not found in the run folder: no trace distributions")
         return {}
     traces: dict[str, Trace] = {}
     for file in sorted(folder.glob("*.csv")):

@@ -136,6 +136,9 @@ def spread_text(row: TargetRow) -> str:
 
 
 def seeds_text(row: TargetRow) -> str:
+    """E.g. '0: 12 s; 1: not reached'; '—' when no seed reached the target."""
+    if row.spread is None:
+        return "—"
     return "; ".join(f"{seed}: {fmt_seconds(t) if t is not None else 'not reached'}" for seed, t in row.seed_times_s)
 
 
