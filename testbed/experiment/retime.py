@@ -18,7 +18,8 @@ from testbed.experiment import rundir
 from testbed.experiment.algorithms import resolve_all
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
-from testbed.experiment.runner import NetworkTimer, cost_structure, event_rows, finish, make_clock, metrics_frame, write_traces
+from testbed.experiment.runner import NetworkTimer, cost_structure, finish, make_clock, write_traces
+from testbed.experiment.tidy import event_rows, metrics_frame
 
 log = logging.getLogger("testbed.experiment")
 

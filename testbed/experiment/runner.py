@@ -23,7 +23,8 @@ import torch
 
 import testbed
 from testbed.experiment.algorithms import Algorithm, resolve_all
-from testbed.experiment.columns import COLUMNS_FILE, METRICS, columns_markdown, order_columns
+from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
+from testbed.experiment.tidy import event_rows, metrics_frame
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.configfile import read_config_file
@@ -170,12 +171,6 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
     return run_dir
 
 
-def metrics_frame(frames: list[pd.DataFrame], tiers) -> pd.DataFrame:
-    """The metrics of every pair, columns in the data dictionary's order (stable between runs)."""
-    frame = pd.concat(frames, ignore_index=True)
-    return frame[order_columns(list(frame.columns), METRICS, tiers)]
-
-
 def _read_csv(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.exists() else None
 
@@ -238,16 +233,6 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         log.info("%s seed %d: %d event rows (~%.0f s to write); events=aggregations keeps one per round",
                  algorithm.label, seed, len(events), len(events) / 4e5)
     return rows, events, timer.participants
-
-
-def event_rows(clock, topology, label: str, seed: int) -> pd.DataFrame:
-    """The clock's event log for events.csv: keyed by algorithm and seed, with ``level``
-    the topology's level of the round's top server (the clock counts only its own levels)."""
-    events = clock.events_frame()
-    events["level"] = events["tier"].map({tier: k for k, tier in enumerate(topology.tiers)}).astype("int64")
-    events.insert(0, "algorithm", label)
-    events.insert(1, "seed", seed)
-    return events
 
 
 def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, cfg: ExperimentConfig,

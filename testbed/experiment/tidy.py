@@ -1,0 +1,24 @@
+"""The tidy tables of a run folder as the runner and a re-time write them: metrics in the
+data dictionary's column order, events keyed to the topology's levels."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from testbed.experiment.columns import METRICS, order_columns
+
+
+def metrics_frame(frames: list[pd.DataFrame], tiers) -> pd.DataFrame:
+    """The metrics of every pair, columns in the data dictionary's order (stable between runs)."""
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[order_columns(list(frame.columns), METRICS, tiers)]
+
+
+def event_rows(clock, topology, label: str, seed: int) -> pd.DataFrame:
+    """The clock's event log for events.csv: keyed by algorithm and seed, with ``level``
+    the topology's level of the round's top server (the clock counts only its own levels)."""
+    events = clock.events_frame()
+    events["level"] = events["tier"].map({tier: k for k, tier in enumerate(topology.tiers)}).astype("int64")
+    events.insert(0, "algorithm", label)
+    events.insert(1, "seed", seed)
+    return events
