@@ -46,7 +46,7 @@ METRICS: tuple[Column, ...] = (
     Column("worker_loss", "nats", "weighted mean of the workers' own minibatch losses at this step (local models, "
            "local data: not the global model's loss)", "never"),
     Column("global_train_loss", "nats", "the global average model's loss on a fixed seeded sample of the "
-           "training data (the same number of samples per worker, global weights)", "train_eval_samples=0, or a diverged row"),
+           "training data (the same number of samples per worker, global weights)", "testbed.simulate(train_eval_samples=0), or a diverged row"),
     Column("test_loss", "nats", "the global average model's cross-entropy on the test set", "a diverged row"),
     Column("test_acc", "fraction", "the global average model's accuracy on the test set (0..1)", "a diverged row"),
     Column("status", "", "'diverged: ...' on the row where a run stopped on a non-finite loss", "the run went on normally"),
