@@ -100,15 +100,13 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def speedup_text(s: Speedup) -> str:
-    """E.g. '1.80x vs local SGD P=2', '> 2.10x vs local SGD P=40 (never reached)'."""
+    """A cell under 'speed-up vs <baseline>': '1.80x', '> 2.10x (never reached)', 'baseline'."""
     if s.is_self:
         return "baseline"
     if s.ratio is None:
         return "—"  # this algorithm never reached the target
     ratio = "∞" if np.isinf(s.ratio) else f"{s.ratio:.2f}"
-    if s.lower_bound:
-        return f"> {ratio}x vs {s.baseline} (never reached)"
-    return f"{ratio}x vs {s.baseline}"
+    return f"> {ratio}x (never reached)" if s.lower_bound else f"{ratio}x"
 
 
 def seed_crossings(per_seed: Mapping[int, pd.DataFrame], target: float) -> tuple[tuple[int, float | None], ...]:
