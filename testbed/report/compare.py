@@ -137,7 +137,7 @@ def target_section(runs: Sequence[Compared]) -> Section:
             continue
         for row in run_target_table(c.run, c.run.target_acc):
             mean = fmt_seconds(row.time_s) if row.time_s is not None else "not reached"
-            cells[(row.label, k)] = f"{mean}; seeds {spread_text(row)}"
+            cells[(row.label, k)] = f"{mean}; seeds {spread_text(row)}" if row.spread is not None else mean
     headers = ["algorithm"] + [f"{c.name} (target {c.run.target_acc:.0%})" if c.run.target_acc is not None else c.name
                                for c in runs]
     rows = [[label] + [cells.get((label, k), "—") for k in range(len(runs))] for label in labels]
