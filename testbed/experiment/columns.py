@@ -122,3 +122,6 @@ def columns_tables() -> str:
 
 COMM_COLUMN = next(c for c in METRICS if c.name == "comm_<tier>_s").pattern
 """Matches a per-level communication column; group ``tier`` is the level's name."""
+
+OLD_METRICS = re.compile(r"^(comm_l(?P<own>\d+)_s|train_loss)$")
+"""Columns of metrics.csv before tiers: comm_l<k>_s (the algorithm's own level k) and train_loss."""

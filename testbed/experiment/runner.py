@@ -24,7 +24,7 @@ import torch
 import testbed
 from testbed.experiment.algorithms import Algorithm, resolve_all
 from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
-from testbed.experiment.tidy import event_rows, metrics_frame
+from testbed.experiment.tidy import event_rows, metrics_frame, refuse_old_columns
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.configfile import read_config_file
@@ -140,7 +140,7 @@ def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
 
 def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
     """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair."""
-    done_metrics = _read_csv(run_dir / "metrics.csv")
+    done_metrics = refuse_old_columns(_read_csv(run_dir / "metrics.csv"), run_dir / "metrics.csv")
     done_events = _read_csv(run_dir / "events.csv")
     done = set() if done_metrics is None else set(zip(done_metrics.spec, done_metrics.seed))
     metrics = [] if done_metrics is None else [done_metrics]

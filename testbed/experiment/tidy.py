@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from testbed.experiment.columns import METRICS, order_columns
+from pathlib import Path
+
+from testbed.experiment.columns import METRICS, OLD_METRICS, order_columns
 
 
 def metrics_frame(frames: list[pd.DataFrame], tiers) -> pd.DataFrame:
@@ -22,3 +24,13 @@ def event_rows(clock, topology, label: str, seed: int) -> pd.DataFrame:
     events.insert(0, "algorithm", label)
     events.insert(1, "seed", seed)
     return events
+
+
+def refuse_old_columns(metrics: pd.DataFrame | None, file: Path) -> pd.DataFrame | None:
+    """A resumed run's metrics, unless an older version wrote them: its rows and new ones
+    would not share columns."""
+    old = [c for c in (metrics.columns if metrics is not None else ()) if OLD_METRICS.match(c)]
+    if old:
+        raise ValueError(f"{file}: written by an older version (columns {', '.join(old)}); it cannot be resumed, "
+                         f"start a new run (`testbed report` still reads it)")
+    return metrics

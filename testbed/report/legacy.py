@@ -11,16 +11,14 @@ already counted by the transfers: they move to ``round_bytes`` (aggregate) or go
 
 from __future__ import annotations
 
-import re
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from testbed.experiment.algorithms import spec_levels
+from testbed.experiment.columns import OLD_METRICS
 from testbed.net.rules import default_tier
-
-OLD_COMM = re.compile(r"^comm_l(\d+)_s$")
 
 
 def algorithm_levels(specs: Mapping[str, tuple[str, int]]) -> dict[str, tuple[int, ...]]:
@@ -39,7 +37,7 @@ def upgrade_metrics(metrics: pd.DataFrame, levels: Mapping[str, tuple[int, ...]]
     if "train_loss" in metrics.columns and "worker_loss" not in metrics.columns:
         metrics = metrics.rename(columns={"train_loss": "worker_loss"})
         notes.append("metrics.csv predates global_train_loss: its train_loss (the workers' own minibatch loss) is shown as worker_loss")
-    old = {int(m.group(1)): c for c in metrics.columns if (m := OLD_COMM.match(c))}
+    old = {int(m.group("own")): c for c in metrics.columns if (m := OLD_METRICS.match(c)) and m.group("own")}
     if not old:
         return metrics
     out = metrics.drop(columns=list(old.values()))

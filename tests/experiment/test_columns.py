@@ -36,3 +36,15 @@ def test_order_follows_the_dictionary_and_the_tiers():
     assert order_columns(names, METRICS, ("cloud", "regional", "edge")) == [
         "algorithm", "seed", "iteration", "comm_cloud_s", "comm_regional_s", "comm_edge_s", "test_acc",
         "div_up_l1", "div_up_l2", "my_callback_column"]
+
+
+def test_a_run_folder_of_an_older_version_is_not_resumed(tmp_path):
+    import pytest
+
+    from testbed.experiment.tidy import refuse_old_columns
+
+    ok = pd.DataFrame({"algorithm": ["a"], "comm_cloud_s": [1.0], "worker_loss": [0.1]})
+    assert refuse_old_columns(ok, tmp_path / "metrics.csv") is ok and refuse_old_columns(None, tmp_path) is None
+    old = pd.DataFrame({"algorithm": ["a"], "comm_l0_s": [1.0], "train_loss": [0.1]})
+    with pytest.raises(ValueError, match=r"metrics.csv: written by an older version \(columns comm_l0_s, train_loss\)"):
+        refuse_old_columns(old, tmp_path / "metrics.csv")
