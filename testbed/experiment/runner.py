@@ -187,9 +187,10 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     from testbed.models import build_model
 
     cfg = setup.config
-    with torch.random.fork_rng(devices=[]):  # the same initial model for every algorithm of a seed
-        torch.manual_seed(seed)
-        model = build_model(cfg.model, **_model_shape(setup.dataset))
+
+    def model():  # simulate() builds it with the seed: the same initial model for every algorithm of a seed
+        return build_model(cfg.model, **_model_shape(setup.dataset))
+
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
     timer = NetworkTimer(clock)
     callbacks: list[Callback] = [timer]
@@ -306,17 +307,9 @@ def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
     from testbed.models import build_model
 
     model = build_model(setup.config.model, **_model_shape(setup.dataset))
-    algorithms = [
-        {
-            "spec": a.spec, "label": a.label, "tree": _nested(a.tree), "periods": a.tree.periods,
-            "server_nodes": [setup.topology.server_nodes[i] for i in a.server_topology_ids],
-            "is_local_sgd": a.is_local_sgd, "global_period": a.global_period,
-        }
-        for a in setup.algorithms
-    ]
     info = {
         "config": setup.config.to_dict(), "preset": tag, "topology": setup.topology.name,
-        "algorithms": algorithms, "worker_nodes": list(setup.topology.worker_nodes),
+        "algorithms": describe_algorithms(setup.algorithms, setup.topology), "worker_nodes": list(setup.topology.worker_nodes),
         "model_params": sum(p.numel() for p in model.parameters()),
         "model_bytes": setup.model_bytes, "priced_params": setup.config.priced_params or None,
         "compute_ms": setup.compute_ms, "round_costs": cost_structure(setup.topology, setup.model_bytes, setup.config).to_dict(),
@@ -325,6 +318,18 @@ def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
     rundir.atomic_write_json(run_dir / "config.json", info)
     rundir.atomic_write_text(run_dir / "topology.json", _graph_json(setup.topology.graph))
     write_traces(run_dir, setup.topology)
+
+
+def describe_algorithms(algorithms: list[Algorithm], topology) -> list[dict[str, Any]]:
+    """config.json's record of each algorithm as resolved on the topology."""
+    return [
+        {
+            "spec": a.spec, "label": a.label, "tree": _nested(a.tree), "periods": a.tree.periods,
+            "server_nodes": [topology.server_nodes[i] for i in a.server_topology_ids],
+            "is_local_sgd": a.is_local_sgd, "global_period": a.global_period,
+        }
+        for a in algorithms
+    ]
 
 
 def cost_structure(topology, model_bytes: float, cfg: ExperimentConfig):
