@@ -14,6 +14,7 @@ while H-SGD averages at the edge first and sends one model per group up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from testbed.tree import AggregationTree
 
@@ -80,6 +81,28 @@ def resolve_all(specs: tuple[str, ...], topology_tree: AggregationTree) -> list[
     if len(set(labels)) != len(labels):
         raise ValueError(f"algorithms: two specs describe the same algorithm ({labels})")
     return algorithms
+
+
+def describe_algorithms(algorithms: list[Algorithm], topology) -> list[dict[str, Any]]:
+    """config.json's record of each algorithm as resolved on the topology."""
+    return [
+        {
+            "spec": a.spec, "label": a.label, "tree": nested_tree(a.tree), "periods": a.tree.periods,
+            "server_nodes": [topology.server_nodes[i] for i in a.server_topology_ids],
+            "is_local_sgd": a.is_local_sgd, "global_period": a.global_period,
+        }
+        for a in algorithms
+    ]
+
+
+def nested_tree(tree: AggregationTree) -> list:
+    """The tree as nested lists of worker ids (the form ``AggregationTree`` takes)."""
+
+    def rec(server_id: int):
+        s = tree.servers[server_id]
+        return [rec(c) for c in s.children] if s.children else list(s.workers)
+
+    return rec(0)
 
 
 def _collapse(spec: str, label: str, tree: AggregationTree, keep: tuple[int, ...], periods: list[int] | None) -> Algorithm:

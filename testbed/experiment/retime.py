@@ -15,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from testbed.experiment import rundir
-from testbed.experiment.algorithms import resolve_all
+from testbed.experiment.algorithms import describe_algorithms, nested_tree, resolve_all
 from testbed.experiment.config import ExperimentConfig
-from testbed.experiment.runner import (NetworkTimer, _nested, cost_structure, describe_algorithms, finish, make_clock,
-                                       write_traces)
+from testbed.experiment.runner import NetworkTimer, cost_structure, finish, make_clock, write_traces
 
 log = logging.getLogger("testbed.experiment")
 
@@ -110,7 +109,7 @@ def _same_training(trained: list[dict], topo, where: str) -> list:
     for saved, algorithm in zip(trained, resolved):
         if saved.get("is_local_sgd") and algorithm.is_local_sgd:
             continue
-        now = {"tree": _nested(algorithm.tree), "periods": algorithm.tree.periods}
+        now = {"tree": nested_tree(algorithm.tree), "periods": algorithm.tree.periods}
         if json.loads(json.dumps(now)) != {"tree": saved["tree"], "periods": saved["periods"]}:
             raise ValueError(
                 f"--topo {where}: {saved['label']} would aggregate {now['tree']} with periods {now['periods']} there, "

@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 
 import testbed
-from testbed.experiment.algorithms import Algorithm, resolve_all
+from testbed.experiment.algorithms import Algorithm, describe_algorithms, resolve_all
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
-from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.config import ExperimentConfig, in_config_terms
 from testbed.experiment.configfile import read_config_file
 from testbed.experiment.progress import Progress
 from testbed.experiment import rundir
@@ -95,7 +95,10 @@ def prepare(config: ExperimentConfig) -> Setup:
     options: dict[str, Any] = {}
     if config.dataset == "synthetic":
         options = dict(n_workers=n, alpha=config.synthetic_alpha, beta=config.synthetic_beta, seed=0)
-    dataset = load_dataset(config.dataset, root=config.data_root or None, **options)
+    try:
+        dataset = load_dataset(config.dataset, root=config.data_root or None, **options)
+    except ValueError as err:  # the data layer names its own arguments; answer in config keys
+        raise type(err)(in_config_terms(str(err), config.dataset)) from None
     model = build_model(config.model, **_model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
     if config.deterministic:
@@ -320,18 +323,6 @@ def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
     write_traces(run_dir, setup.topology)
 
 
-def describe_algorithms(algorithms: list[Algorithm], topology) -> list[dict[str, Any]]:
-    """config.json's record of each algorithm as resolved on the topology."""
-    return [
-        {
-            "spec": a.spec, "label": a.label, "tree": _nested(a.tree), "periods": a.tree.periods,
-            "server_nodes": [topology.server_nodes[i] for i in a.server_topology_ids],
-            "is_local_sgd": a.is_local_sgd, "global_period": a.global_period,
-        }
-        for a in algorithms
-    ]
-
-
 def cost_structure(topology, model_bytes: float, cfg: ExperimentConfig):
     """What one round costs at each level of the topology's own tree, priced on the clock
     with the run's model size, window and TCP model (the report's verdict explains results
@@ -385,14 +376,6 @@ def _model_shape(dataset) -> dict[str, int]:
     else:
         shape.update(in_features=int(np.prod(x.shape[1:])))
     return shape
-
-
-def _nested(tree) -> list:
-    def rec(server_id: int):
-        s = tree.servers[server_id]
-        return [rec(c) for c in s.children] if s.children else list(s.workers)
-
-    return rec(0)
 
 
 def _graph_json(graph: nx.Graph) -> str:
