@@ -7,7 +7,6 @@ evaluation row carries its simulated wall-clock time and its breakdown.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from testbed.experiment.algorithms import Algorithm, describe_algorithms, resolv
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig, in_config_terms
 from testbed.experiment.configfile import read_config_file
+from testbed.experiment.placement import federate
 from testbed.experiment.progress import Progress
 from testbed.experiment import rundir
 from testbed.simulate import Callback, resolve_device
@@ -152,14 +152,30 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
         events.add(done_events[finished])
     schedule_file = run_dir / "schedule.json"
     schedules = json.loads(schedule_file.read_text()) if schedule_file.exists() else {}
+    def trained(spec: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+        """A finished pair's rows, events and participants: this session's or a resumed run's."""
+        if (spec, seed) not in results:
+            label = next(a.label for a in setup.algorithms if a.spec == spec)
+            results[spec, seed] = (done_metrics[(done_metrics.spec == spec) & (done_metrics.seed == seed)],
+                                   done_events[(done_events.algorithm == label) & (done_events.seed == seed)],
+                                   schedules.get(f"{spec}|{seed}", {}))
+        return results[spec, seed]
+
+    results: dict[tuple[str, int], tuple[pd.DataFrame, pd.DataFrame, dict]] = {}
     for seed in setup.config.seeds:
         federated = None
         for algorithm in setup.algorithms:
             if (algorithm.spec, seed) in done:
                 continue
-            federated = federated or federate(setup, seed)
             path = checkpoint_path(run_dir, algorithm.spec, seed)
-            rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
+            if algorithm.same_schedule_as:  # trained once: the twin's rows under this label
+                log.info("%s seed %d: the same schedule as %s, not trained again", algorithm.label, seed,
+                         algorithm.same_schedule_as)
+                rows, algo_events, participants = _relabel(trained(algorithm.same_schedule_as, seed), algorithm)
+            else:
+                federated = federated or federate(setup, seed)
+                rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
+            results[algorithm.spec, seed] = (rows, algo_events, participants)
             metrics.append(rows)
             events.add(algo_events)
             schedules[f"{algorithm.spec}|{seed}"] = participants
@@ -170,6 +186,13 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
             path.unlink(missing_ok=True)
     finish(run_dir)
     return run_dir
+
+
+def _relabel(result: tuple[pd.DataFrame, pd.DataFrame, dict], algorithm: Algorithm):
+    rows, events, participants = (x.copy() for x in result)
+    rows["algorithm"], rows["spec"] = algorithm.label, algorithm.spec
+    events["algorithm"] = algorithm.label
+    return rows, events, participants
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
@@ -275,35 +298,6 @@ def priced_topology(topology, algorithm: Algorithm):
     if priced.worker_nodes != topology.worker_nodes or priced.tree.periods != algorithm.tree.periods:
         raise RuntimeError(f"{algorithm.spec}: the priced topology does not match the algorithm's tree")
     return priced
-
-
-def federate(setup: Setup, seed: int):
-    """Partition the dataset over the topology's workers, then place the partitions under
-    the servers by the configured grouping strategy."""
-    from testbed.data import group_workers, make_federated
-
-    cfg = setup.config
-    tree = setup.topology.tree
-    federated = make_federated(
-        setup.dataset, tree.n_workers, scheme=cfg.partition, seed=seed, device=str(setup.device),
-        shards_per_worker=cfg.shards_per_worker, alpha=cfg.dirichlet_alpha,
-    )
-    if cfg.grouping == "as-given":
-        return federated
-    groups = tree.level(tree.n_levels - 1)
-    labels = [y.cpu().numpy() for _, y in federated.worker_data]
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
-    placed = group_workers(labels, [len(s.workers) for s in groups], cfg.grouping, rng, setup.dataset.num_classes)
-    order = [p for group in placed for p in group]  # worker slot k (tree order) gets partition order[k]
-    slots = [w for s in groups for w in s.workers]
-    placement = [0] * tree.n_workers
-    for slot, part in zip(slots, order):
-        placement[slot] = part
-    return dataclasses.replace(
-        federated,
-        worker_data=[federated.worker_data[p] for p in placement],
-        indices=None if federated.indices is None else [federated.indices[p] for p in placement],
-    )
 
 
 def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
