@@ -27,6 +27,7 @@ from testbed.experiment.config import ExperimentConfig, in_config_terms
 from testbed.experiment.configfile import read_config_file
 from testbed.experiment.placement import federate
 from testbed.experiment.progress import Progress
+from testbed.experiment.smoke import shrink_config, shrink_dataset
 from testbed.experiment import rundir
 from testbed.simulate import Callback, resolve_device
 
@@ -89,6 +90,7 @@ def prepare(config: ExperimentConfig) -> Setup:
     from testbed.models import build_model
     from testbed.net import load_topology
 
+    config = shrink_config(config)  # TESTBED_SMOKE: the README test's tiny budget
     topology = load_topology(config.topology, trace_overrides=config.trace_overrides)
     algorithms = resolve_all(config.algorithms, topology.tree)
     n = topology.tree.n_workers
@@ -99,6 +101,7 @@ def prepare(config: ExperimentConfig) -> Setup:
         dataset = load_dataset(config.dataset, root=config.data_root or None, **options)
     except ValueError as err:  # the data layer names its own arguments; answer in config keys
         raise type(err)(in_config_terms(str(err), config.dataset)) from None
+    dataset = shrink_dataset(dataset)
     model = build_model(config.model, **_model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
     if config.deterministic:
@@ -126,7 +129,7 @@ def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"
 def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     """Continue a killed run: finished algorithm x seed pairs are kept, the interrupted
     one restarts from its last checkpoint, the rest run as usual."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # the real folder, not the `latest` link it may come through
     config_file = run_dir / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file}: missing; --resume takes a run folder made by `testbed experiment`")

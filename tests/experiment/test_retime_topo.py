@@ -71,3 +71,14 @@ def test_local_sgd_retimes_onto_any_tree_of_the_same_workers_as_a_fresh_run_ther
     a, b = pd.read_csv(retimed / "metrics.csv"), pd.read_csv(fresh / "metrics.csv")
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
     assert not a.sim_time_s.equals(pd.read_csv(original / "metrics.csv").sim_time_s)  # priced on the new network
+
+
+def test_resuming_through_latest_keeps_the_link_on_the_real_folder(tmp_path):
+    from testbed.experiment.runner import resume_experiment
+
+    run_dir = run_experiment(ExperimentConfig(topology="star", algorithms=("local:5",), **TINY), reports_root=tmp_path,
+                             progress=False)
+    resumed = resume_experiment(tmp_path / "star" / "latest", progress=False)
+    assert resumed == run_dir.resolve()
+    assert (tmp_path / "star" / "latest").resolve() == run_dir.resolve()  # once a link to itself
+    assert (tmp_path / "star" / "latest" / "report.html").is_file()
