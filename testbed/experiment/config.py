@@ -292,17 +292,6 @@ def saved_tcp_model(values: dict[str, Any]):
     return TcpModel(**{field: values[key] for field, key in _TCP_KEYS.items() if key in values})
 
 
-def in_config_terms(message: str, dataset: str) -> str:
-    """A data-layer message with its library arguments (``root=``, ``load_dataset(...)``)
-    said as the config keys an experiment sets, in the command line's form."""
-    form = f'SET="dataset={dataset} data_root={"FILE.npz" if dataset == "npz" else "DIR"}"'
-    text = (message.replace("load_dataset('npz', path=...)", 'SET="dataset=npz data_root=FILE.npz"')
-            .replace("dataset 'npz' needs path= (the .npz file), or root= naming the file",
-                     "dataset 'npz' needs data_root, the .npz file")
-            .replace("pass root= pointing at", "point data_root at"))
-    return text if "SET=" in text else f"{text}; on the command line: {form}"
-
-
 def preset(name: str) -> ExperimentConfig:
     if name not in PRESETS:
         raise ValueError(f"--preset {name!r}: unknown preset; allowed: {', '.join(PRESETS)}")

@@ -1,6 +1,7 @@
-"""Every experiment config key with its type, default and meaning, read from
-:class:`ExperimentConfig` itself (the docstring under each field), so the listing
-``testbed config`` prints cannot drift from the code."""
+"""The config keys as users meet them: every key with its type, default and meaning, read
+from :class:`ExperimentConfig` itself (the docstring under each field), so the listing
+``testbed config`` prints cannot drift from the code; and messages of the layers below
+said in those keys."""
 
 from __future__ import annotations
 
@@ -66,3 +67,14 @@ def _value_text(value) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
+
+
+def in_config_terms(message: str, dataset: str) -> str:
+    """A data-layer message with its library arguments (``root=``, ``load_dataset(...)``)
+    said as the config keys an experiment sets, in the command line's form."""
+    form = f'SET="dataset={dataset} data_root={"FILE.npz" if dataset == "npz" else "DIR"}"'
+    text = (message.replace("load_dataset('npz', path=...)", 'SET="dataset=npz data_root=FILE.npz"')
+            .replace("dataset 'npz' needs path= (the .npz file), or root= naming the file",
+                     "dataset 'npz' needs data_root, the .npz file")
+            .replace("pass root= pointing at", "point data_root at"))
+    return text if "SET=" in text else f"{text}; on the command line: {form}"

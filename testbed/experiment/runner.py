@@ -23,8 +23,9 @@ import torch
 import testbed
 from testbed.experiment.algorithms import Algorithm, describe_algorithms, resolve_all
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
-from testbed.experiment.config import ExperimentConfig, in_config_terms
+from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.configfile import read_config_file
+from testbed.experiment.keys import in_config_terms
 from testbed.experiment.placement import federate
 from testbed.experiment.progress import Progress
 from testbed.experiment.smoke import shrink_config, shrink_dataset
@@ -155,6 +156,8 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
         events.add(done_events[finished])
     schedule_file = run_dir / "schedule.json"
     schedules = json.loads(schedule_file.read_text()) if schedule_file.exists() else {}
+    results: dict[tuple[str, int], tuple[pd.DataFrame, pd.DataFrame, dict]] = {}  # (spec, seed) -> trained pair
+
     def trained(spec: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         """A finished pair's rows, events and participants: this session's or a resumed run's."""
         if (spec, seed) not in results:
@@ -164,7 +167,6 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
                                    schedules.get(f"{spec}|{seed}", {}))
         return results[spec, seed]
 
-    results: dict[tuple[str, int], tuple[pd.DataFrame, pd.DataFrame, dict]] = {}
     for seed in setup.config.seeds:
         federated = None
         for algorithm in setup.algorithms:
