@@ -43,8 +43,9 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def point_latest(run_dir: Path) -> None:
-    """Make ``<topology>/latest`` name this run (a symlink, plus LATEST.txt where links fail)."""
-    run_dir = Path(run_dir)
+    """Make ``<topology>/latest`` name this run (a symlink, plus LATEST.txt where links fail).
+    ``run_dir`` may be given through ``latest`` itself (a resume): the link names the real folder."""
+    run_dir = Path(run_dir).resolve()
     link = run_dir.parent / "latest"
     tmp = run_dir.parent / f".latest.{os.getpid()}"
     try:

@@ -19,10 +19,16 @@ def metrics_frame(frames: list[pd.DataFrame], tiers) -> pd.DataFrame:
 def event_rows(clock, topology, label: str, seed: int) -> pd.DataFrame:
     """The clock's event log for events.csv: keyed by algorithm and seed, with ``level``
     the topology's level of the round's top server (the clock counts only its own levels)."""
-    events = clock.events_frame()
-    events["level"] = events["tier"].map({tier: k for k, tier in enumerate(topology.tiers)}).astype("int64")
+    events = keyed_to_topology(clock.events_frame(), topology)
     events.insert(0, "algorithm", label)
     events.insert(1, "seed", seed)
+    return events
+
+
+def keyed_to_topology(events: pd.DataFrame, topology) -> pd.DataFrame:
+    """A clock's event log with ``level`` the topology's level of each round's top server
+    (found by its tier): an algorithm's clock counts only the levels it aggregates at."""
+    events["level"] = events["tier"].map({tier: k for k, tier in enumerate(topology.tiers)}).astype("int64")
     return events
 
 

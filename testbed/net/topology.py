@@ -220,6 +220,13 @@ class Topology:
                     f"server {n!r}'s period {cp}; each period must be a multiple of the periods below it"
                 )
 
+    def _user_folder(self) -> Path | None:
+        """The folder of a topology file outside topologies/: its own traces may sit next to it."""
+        path = Path(self.source)
+        if self.trace_dir is not None or not path.is_file() or path.resolve().parent == DEFAULT_TOPOLOGY_DIR.resolve():
+            return None
+        return path.parent
+
     def _load_traces(self, cache: dict[str, Trace]) -> None:
         items = [(f"edge ({u!r}, {v!r})", key, a[key])  # named as in the file
                  for u, v, a in self.graph.edges(data=True)
@@ -233,7 +240,7 @@ class Topology:
                     self.traces[name] = cache[name]
                 else:
                     path = resolve_trace_path(name, trace_dir=self.trace_dir, overrides=self.trace_overrides,
-                                              where=where)
+                                              near=self._user_folder(), where=where)
                     self.traces[name] = load_trace(path, name=name)
             if self.traces[name].column != TRACE_KINDS[key]:
                 raise ValueError(
