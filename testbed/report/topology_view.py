@@ -150,20 +150,18 @@ def _kind(graph: nx.Graph, node: Any) -> str:
 
 def row_names(graph: nx.Graph, layout: TreeLayout) -> dict[float, str]:
     """y -> what the row holds: the cloud, a tier of servers (their ``tier``), routers, workers."""
+    n_workers = sum(len(g) for g in layout.groups.values()) or sum(
+        1 for n in layout.position if graph.nodes[n].get("role") == "worker")
     rows: dict[float, list[str]] = {}
     for node, (_, y) in layout.position.items():
-        if node in layout.groups:
-            name = "workers"
-        else:
-            attrs = graph.nodes[node]
-            role = attrs.get("role", "server")
-            name = str(attrs.get("tier") or {"server": f"servers, level {int(-y)}", "router": "routers"}.get(role, role + "s" if role == "worker" else role))
+        role = "worker" if node in layout.groups else graph.nodes[node].get("role", "server")
+        tier = None if node in layout.groups else graph.nodes[node].get("tier")
+        default = {"server": f"servers, level {int(-y)}", "router": "routers", "worker": f"{n_workers} workers"}
+        name = str(tier or default.get(role, role))
         rows.setdefault(y, [])
         if name not in rows[y]:
             rows[y].append(name)
-    n_workers = sum(len(g) for g in layout.groups.values()) or sum(
-        1 for n in layout.position if graph.nodes[n].get("role") == "worker")
-    return {y: " / ".join(names).replace("workers", f"{n_workers} workers") for y, names in rows.items()}
+    return {y: " / ".join(names) for y, names in rows.items()}
 
 
 def topology_figure(graph: nx.Graph, layout: TreeLayout) -> go.Figure:
