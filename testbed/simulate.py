@@ -2,16 +2,22 @@
 
     result = testbed.simulate("mlp", worker_data, tree=[[0, 1], [2, 3]], periods=[10, 2],
                               iterations=200, lr=0.05, batch_size=32, eval_data=(x, y), seed=0)
-    result.metrics        # DataFrame: iteration, train_loss, test_loss, test_acc
+    result.metrics        # DataFrame: iteration, worker_loss, global_train_loss, test_loss, test_acc
     result.global_state   # state_dict of the global average model
 
     result = testbed.simulate("mlp", worker_data, tree="hsgd", network="edge3level", compute_ms=5)
-    result.metrics        # ... plus sim_time_s and its breakdown (compute_s, comm_*_s, wait_s)
+    result.metrics        # ... plus sim_time_s and its breakdown (compute_s, comm_<tier>_s, wait_s)
     result.events         # the clock's event log
 
 The model is a name of ``testbed.models`` or a function returning a module (both built
 with ``seed``, so the same seed gives the same run), or a module whose weights are used
 as they are.
+
+Every evaluation is of the global average model: between global rounds that is the
+*virtual* average of all workers (no server holds it), taken with the global weights.
+``worker_loss`` is the weighted mean of the workers' own minibatch losses at that step
+(local models on local data: near zero with one class per worker); ``global_train_loss``
+is the global model's loss on a fixed, seeded sample of every worker's training data.
 
 Semantics: after local iteration t, every server whose period divides t averages its
 subtree and the average replaces its members' models; averages are hierarchical (each
@@ -55,6 +61,7 @@ class TrainConfig:
     participation: float = 1.0  # fraction of each bottom group taking part per round
     eval_every: int | None = None  # None: about 20 evaluation points
     seed: int = 0
+    train_eval_samples: int = 2048  # training samples (the same number per worker, drawn once) for global_train_loss; 0: off
 
     def __post_init__(self):
         _check_int("iterations", self.iterations, minimum=1)
@@ -73,6 +80,7 @@ class TrainConfig:
         if self.eval_every is not None:
             _check_int("eval_every", self.eval_every, minimum=1)
         _check_int("seed", self.seed, minimum=0)
+        _check_int("train_eval_samples", self.train_eval_samples, minimum=0)
 
     @property
     def eval_interval(self) -> int:
@@ -130,6 +138,7 @@ def simulate(
     resume: dict[str, Any] | None = None,
     network: Any = None,
     compute_ms: float | None = None,
+    train_eval_samples: int = 2048,
 ) -> SimulationResult:
     """Train ``model`` on every worker under the aggregation ``tree`` (see module docstring).
 
@@ -143,8 +152,10 @@ def simulate(
     ``testbed experiment`` does; ``tree`` is then an algorithm spec on it ('hsgd' by
     default, 'local:P', 'hsgd:G,I@0,2') and ``compute_ms`` the compute time per iteration
     (None: the topology's). Adds sim_time_s and its breakdown to ``metrics``, and ``events``.
+    ``train_eval_samples``: training samples for ``global_train_loss`` (0: not measured).
     """
-    config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed)
+    config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed,
+                         train_eval_samples)
     pairs = list(getattr(worker_data, "worker_data", worker_data))
     model = initial_model(model, worker_data, pairs, seed)
     pricing = None
@@ -209,10 +220,12 @@ class HSGDRun:
         self.template = model
         self.engine = engine_cls(model, data, loss, config.momentum, config.weight_decay, device)
         self.sample_counts = data.counts.cpu().numpy()
+        self.loss = loss
         # ---- seeding: every random component gets its own generator from one seed ----
-        batch_seq, participation_seq = np.random.SeedSequence(config.seed).spawn(2)
+        batch_seq, participation_seq, train_sample_seq = np.random.SeedSequence(config.seed).spawn(3)
         self.sampler = MinibatchSampler(data, config.batch_size, int(batch_seq.generate_state(1)[0]))
         self.participation_rng = np.random.default_rng(participation_seq)
+        self.train_sample = train_sample(data, config.train_eval_samples, np.random.default_rng(train_sample_seq))
         self.data = data
         self.eval_data = None if eval_data is None else tuple(torch.as_tensor(t).to(device) for t in eval_data)
         self._eval_model = None
@@ -241,7 +254,7 @@ class HSGDRun:
             status = _divergence(losses, participants, t)
             if status:
                 log.warning("%s", status)
-                row = {"iteration": t, "train_loss": float("nan"), "status": status}
+                row = {"iteration": t, "worker_loss": float("nan"), "status": status}
                 for cb in callbacks:
                     cb.on_eval(row)
                 self.rows.append(row)
@@ -292,10 +305,26 @@ class HSGDRun:
         weights = self._global_weights(participants)
         active = torch.as_tensor(weights > 0, device=losses.device)
         w = torch.as_tensor(weights, dtype=losses.dtype, device=losses.device)
-        row: dict[str, Any] = {"iteration": t, "train_loss": float((torch.where(active, losses, 0) * w).sum())}
+        row: dict[str, Any] = {"iteration": t, "worker_loss": float((torch.where(active, losses, 0) * w).sum())}
+        model = self._model_with(self.engine.global_state(weights))
+        if self.train_sample is not None:
+            row["global_train_loss"] = self._global_train_loss(model)
         if self.eval_data is not None:
-            row.update(evaluate(self._model_with(self.engine.global_state(weights)), *self.eval_data))
+            row.update(evaluate(model, *self.eval_data))
         return row
+
+    @torch.no_grad()
+    def _global_train_loss(self, model: nn.Module) -> float:
+        """The global model's loss on the fixed training sample: each worker's mean loss,
+        combined with the global weights of full participation (the objective f)."""
+        rows, owner = self.train_sample
+        losses = torch.cat([self.loss(model(self.data.x[rows[i:i + 2048]]), self.data.y[rows[i:i + 2048]])
+                            for i in range(0, len(rows), 2048)])
+        n = self.data.n_workers
+        per_worker = torch.zeros(n, dtype=losses.dtype, device=losses.device).index_add_(0, owner, losses)
+        per_worker /= torch.bincount(owner, minlength=n).clamp(min=1).to(losses.dtype)
+        weights = torch.as_tensor(self._global_weights(None), dtype=losses.dtype, device=losses.device)
+        return float((per_worker * weights).sum())
 
     def global_model(self) -> nn.Module:
         """The current global average model, in eval mode (a shared copy: do not keep it)."""
@@ -308,6 +337,20 @@ class HSGDRun:
             self._eval_model = copy.deepcopy(self.template).to(self.device)
         self._eval_model.load_state_dict(state)
         return self._eval_model.eval()
+
+
+def train_sample(data: WorkerData, budget: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Rows of the training data for ``global_train_loss``: up to ``budget // n`` per worker
+    (at least one), without replacement, drawn once; (row indices, owning worker)."""
+    if budget == 0:
+        return None
+    counts = data.counts.cpu().numpy()
+    offsets = data.offsets.cpu().numpy()
+    per_worker = max(1, budget // len(counts))
+    picks = [offsets[j] + rng.choice(c, size=min(per_worker, c), replace=False) for j, c in enumerate(counts)]
+    owner = np.repeat(np.arange(len(counts)), [len(p) for p in picks])
+    device = data.x.device
+    return torch.as_tensor(np.concatenate(picks), device=device), torch.as_tensor(owner, device=device)
 
 
 @torch.no_grad()

@@ -34,7 +34,7 @@ def test_same_seed_same_run_other_seed_other_weights(data):
 
 def test_simulate_on_a_network_equals_the_cli_run_of_that_algorithm(data, tmp_path):
     lib = testbed.simulate("mlp", data, tree="local:5", network="star", **RUN, seed=0)
-    assert {"sim_time_s", "compute_s", "comm_s", "wait_s", "comm_l0_s"} <= set(lib.metrics.columns)
+    assert {"sim_time_s", "compute_s", "comm_s", "wait_s", "comm_cloud_s"} <= set(lib.metrics.columns)
     assert lib.metrics.sim_time_s.is_monotonic_increasing and lib.metrics.sim_time_s.iloc[0] > 0
     assert set(lib.events.kind) >= {"up", "down"} and lib.events.t.max() == 20
     config = {"topology": "star", "algorithms": ["local:5"], "seeds": [0], "iterations": 20, "eval_every": 10,
@@ -47,6 +47,15 @@ def test_simulate_on_a_network_equals_the_cli_run_of_that_algorithm(data, tmp_pa
     events = pd.read_csv(io.StringIO(lib.events.to_csv(index=False)))  # as events.csv holds it
     pd.testing.assert_frame_equal(run.events.drop(columns=["algorithm", "seed"])[list(events.columns)], events,
                                   check_exact=False, rtol=1e-12, check_dtype=False)
+
+
+def test_library_levels_and_columns_are_the_topologys():
+    """H-SGD at levels 0 and 2 of edge3level: its local rounds are the edge servers', in the
+    library as in events.csv (level 2, tier edge), never level 1's column."""
+    edge = make_federated(load_dataset("synthetic", n_workers=24, seed=0), 24, scheme="natural", seed=0)
+    lib = testbed.simulate("mlp", edge, tree="hsgd:20,2@0,2", network="edge3level", **RUN)
+    assert sorted(set(zip(lib.events.level, lib.events.tier))) == [(0, "cloud"), (2, "edge")]
+    assert {"comm_cloud_s", "comm_edge_s"} <= set(lib.metrics.columns) and "comm_regional_s" not in lib.metrics
 
 
 def test_compute_ms_prices_every_iteration(data):

@@ -48,11 +48,10 @@ def resolve(spec: str, topology_tree: AggregationTree) -> Algorithm:
         return _collapse(spec, f"local SGD P={periods[0]}", topology_tree, (0,), periods)
     if name == "hsgd":
         if not arg:
-            keep = tuple(range(levels_total))
+            keep = spec_levels(spec, levels_total)
             return _collapse(spec, "H-SGD " + _label_periods(topology_tree.periods), topology_tree, keep, None)
-        period_text, _, level_text = arg.partition("@")
-        periods = _ints(spec, period_text)
-        keep = tuple(_ints(spec, level_text)) if level_text else tuple(range(len(periods)))
+        periods = _ints(spec, arg.partition("@")[0])
+        keep = spec_levels(spec, len(periods))
         if len(keep) != len(periods):
             raise ValueError(f"algorithm {spec!r}: {len(periods)} periods for {len(keep)} levels")
         if keep[0] != 0 or list(keep) != sorted(set(keep)) or keep[-1] >= levels_total:
@@ -63,6 +62,16 @@ def resolve(spec: str, topology_tree: AggregationTree) -> Algorithm:
         where = "" if keep == tuple(range(levels_total)) else " @ levels " + ",".join(map(str, keep))
         return _collapse(spec, f"H-SGD ({','.join(map(str, periods))}){where}", topology_tree, keep, periods)
     raise ValueError(f"algorithm {spec!r}: unknown; use local:P, hsgd, hsgd:P1,P2,... or hsgd:G,I@0,2")
+
+
+def spec_levels(spec: str, n_levels: int) -> tuple[int, ...]:
+    """The topology server levels a spec aggregates at, given how many levels the
+    algorithm has: ``local:P`` the cloud, ``...@0,2`` the listed ones, else the top ``n_levels``."""
+    name, _, arg = spec.strip().partition(":")
+    if name == "local":
+        return (0,)
+    level_text = arg.partition("@")[2]
+    return tuple(_ints(spec, level_text)) if level_text else tuple(range(n_levels))
 
 
 def default_specs(topology_tree: AggregationTree) -> list[str]:

@@ -32,10 +32,14 @@ class NetworkPricing:
 
     tree: AggregationTree  # the algorithm's aggregation tree over the topology's workers
     timer: Any  # runner.NetworkTimer: stamps each evaluation row with sim_time_s and its breakdown
+    topology: Any  # testbed.net.Topology: levels and tiers the event log is keyed to
 
     def events(self) -> pd.DataFrame:
-        """The clock's event log so far (one row per transfer, barrier and round)."""
-        return self.timer.clock.events_frame()
+        """The clock's event log so far (one row per transfer, barrier and round), levels
+        and tiers of the topology as in events.csv."""
+        from testbed.experiment.tidy import keyed_to_topology
+
+        return keyed_to_topology(self.timer.clock.events_frame(), self.topology)
 
 
 def price_on_network(network: Any, algorithm: str, model: Any, compute_ms: float | None, seed: int) -> NetworkPricing:
@@ -57,7 +61,7 @@ def price_on_network(network: Any, algorithm: str, model: Any, compute_ms: float
     config = ExperimentConfig()
     (resolved,) = resolve_all((algorithm,), topology.tree)
     clock = make_clock(topology, resolved, model_bytes(model, config.model_bytes_per_param), compute_ms, config, seed)
-    return NetworkPricing(resolved.tree, NetworkTimer(clock))
+    return NetworkPricing(resolved.tree, NetworkTimer(clock), topology)
 
 
 @dataclass(frozen=True)

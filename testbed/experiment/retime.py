@@ -17,7 +17,9 @@ import pandas as pd
 from testbed.experiment import rundir
 from testbed.experiment.algorithms import describe_algorithms, nested_tree, resolve_all
 from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
 from testbed.experiment.runner import NetworkTimer, cost_structure, finish, make_clock, write_traces
+from testbed.experiment.tidy import event_rows, metrics_frame
 
 log = logging.getLogger("testbed.experiment")
 
@@ -77,10 +79,7 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
         times = pd.DataFrame(stamped)
         kept = rows[[c for c in rows.columns if not _is_time_column(c)]]
         frames.append(kept.merge(times, on="iteration", how="left")[_order(rows.columns, times.columns)])
-        ev = clock.events_frame()
-        ev.insert(0, "algorithm", algorithm.label)
-        ev.insert(1, "seed", int(seed))
-        events.append(ev)
+        events.append(event_rows(clock, topo, algorithm.label, int(seed)))
 
     costs = cost_structure(topo, info["model_bytes"], config)
     info.update(config=config.to_dict(), topology=topo.name, retimed_from=str(run_dir), round_costs=costs.to_dict(),
@@ -88,11 +87,12 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
                 **rundir.provenance())
     info["preset"] = "retime"
     rundir.atomic_write_json(out / "config.json", info)
+    rundir.atomic_write_text(out / COLUMNS_FILE, columns_markdown())
     rundir.atomic_write_text(out / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))
     write_traces(out, topo)
     rundir.atomic_write_json(out / "schedule.json", schedules)
     rundir.atomic_write_csv(out / "events.csv", pd.concat(events, ignore_index=True))
-    rundir.atomic_write_csv(out / "metrics.csv", pd.concat(frames, ignore_index=True))
+    rundir.atomic_write_csv(out / "metrics.csv", metrics_frame(frames, topo.tiers))
     finish(out)
     return out
 

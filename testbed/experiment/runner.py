@@ -22,6 +22,8 @@ import torch
 
 import testbed
 from testbed.experiment.algorithms import Algorithm, describe_algorithms, resolve_all
+from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
+from testbed.experiment.tidy import event_rows, metrics_frame, refuse_old_columns
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.configfile import read_config_file
@@ -145,7 +147,7 @@ def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
 
 def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
     """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair."""
-    done_metrics = _read_csv(run_dir / "metrics.csv")
+    done_metrics = refuse_old_columns(_read_csv(run_dir / "metrics.csv"), run_dir / "metrics.csv")
     done_events = _read_csv(run_dir / "events.csv")
     done = set() if done_metrics is None else set(zip(done_metrics.spec, done_metrics.seed))
     metrics = [] if done_metrics is None else [done_metrics]
@@ -187,7 +189,7 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
             events.write()
             rundir.atomic_write_json(schedule_file, schedules)
             # last: a pair counts as finished once it is in metrics.csv
-            rundir.atomic_write_csv(run_dir / "metrics.csv", pd.concat(metrics, ignore_index=True))
+            rundir.atomic_write_csv(run_dir / "metrics.csv", metrics_frame(metrics, setup.topology.tiers))
             path.unlink(missing_ok=True)
     finish(run_dir)
     return run_dir
@@ -258,12 +260,10 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     rows.insert(0, "algorithm", algorithm.label)
     rows.insert(1, "spec", algorithm.spec)
     rows.insert(2, "seed", seed)
-    events = clock.events_frame()
+    events = event_rows(clock, setup.topology, algorithm.label, seed)
     if len(events) > LARGE_EVENT_LOG:
         log.info("%s seed %d: %d event rows (~%.0f s to write); events=aggregations keeps one per round",
                  algorithm.label, seed, len(events), len(events) / 4e5)
-    events.insert(0, "algorithm", algorithm.label)
-    events.insert(1, "seed", seed)
     return rows, events, timer.participants
 
 
@@ -295,6 +295,8 @@ def priced_topology(topology, algorithm: Algorithm):
     for node in topology.server_nodes:
         if node in periods:
             graph.nodes[node]["period"] = periods[node]
+            # the topology's tier, so the clock's columns and events name the same servers for every algorithm
+            graph.nodes[node]["tier"] = topology.tiers[topology.level[node]]
         else:
             graph.nodes[node].clear()
             graph.nodes[node]["role"] = "router"
@@ -318,6 +320,7 @@ def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
         "device": str(setup.device), **rundir.provenance(),
     }
     rundir.atomic_write_json(run_dir / "config.json", info)
+    rundir.atomic_write_text(run_dir / COLUMNS_FILE, columns_markdown())
     rundir.atomic_write_text(run_dir / "topology.json", _graph_json(setup.topology.graph))
     write_traces(run_dir, setup.topology)
 
