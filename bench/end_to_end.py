@@ -83,7 +83,8 @@ def topology(case: Case):
 def simulation(case: Case, device: torch.device, precision: str = "fp32") -> HSGDRun:
     """The main loop of testbed.simulate on the case, over one global period per run()."""
     topo = topology(case)
-    config = TrainConfig(case.periods[0], LR, case.b, MOMENTUM, eval_every=case.periods[0], precision=precision)
+    config = TrainConfig(case.periods[0], LR, case.b, MOMENTUM, eval_every=case.periods[0], train_eval_samples=0,
+                         precision=precision)
     tree = AggregationTree(topo.nested_tree, topo.periods)
     data = WorkerData.stack(worker_pairs(case), device)
     return HSGDRun(model_for(case), data, tree, config, per_sample_cross_entropy, BatchedEngine, device, None)

@@ -18,15 +18,15 @@ from testbed.engine.batches import to_device
 class NonFiniteWatch:
     """Per worker, the first iteration whose loss was not finite (0: none yet)."""
 
-    def __init__(self, n_workers: int, device: torch.device):
+    def __init__(self, n_workers: int, device: torch.device, participants: np.ndarray | None = None):
         self.device = device
         self.first_t = torch.zeros(n_workers, dtype=torch.int64, device=device)
         self.first_loss = torch.zeros(n_workers, device=device)
-        self.active: torch.Tensor | None = None  # this round's participants; None = everyone
+        self.set_participants(participants)
 
     def set_participants(self, participants: np.ndarray | None) -> None:
         """Workers that sit out return NaN losses on purpose: only participants count."""
-        self.active = None if participants is None else to_device(torch.from_numpy(participants), self.device)
+        self.active: torch.Tensor | None = None if participants is None else to_device(torch.from_numpy(participants), self.device)
 
     def record(self, losses: torch.Tensor, t: int) -> None:
         """Note iteration t's losses; device operations only."""

@@ -51,7 +51,9 @@ class ExperimentConfig:
     partition: str = "natural"
     """iid | shards | dirichlet | natural."""
     shards_per_worker: int = 2
+    """Label shards each worker gets with partition=shards (1: one class per worker)."""
     dirichlet_alpha: float = 0.5
+    """Concentration of partition=dirichlet: small = each worker sees few labels."""
     synthetic_alpha: float = 1.0
     """FedProx Synthetic(alpha, beta): model heterogeneity."""
     synthetic_beta: float = 1.0
@@ -59,21 +61,30 @@ class ExperimentConfig:
     grouping: str = "as-given"
     """How workers are put under servers: as-given (the topology), random, group-iid, group-noniid."""
     model: str = "mlp"
+    """vgg11 | resnet18 | cifar_cnn | femnist_cnn | celeba_cnn | mlp | logreg."""
     iterations: int = 600
+    """Local iterations T every worker runs."""
     lr: float = 0.05
+    """Learning rate of every worker's SGD step."""
     batch_size: int = 16
     """Minibatch per worker and step; 0 = the full local set (gradient descent)."""
     momentum: float = 0.0
+    """SGD momentum; each worker keeps its own buffer through aggregations."""
     weight_decay: float = 0.0
+    """L2 penalty added to every gradient."""
     weighting: str = "uniform"
+    """How a server averages its children: uniform (Algorithm 1) or samples (by sample count)."""
     participation: float = 1.0
+    """Fraction of each bottom group taking part in a round (drawn per global round)."""
     eval_every: int = 20
+    """Evaluate the global average model every this many iterations (a metrics row)."""
     target_acc: float = 0.8
     """Test accuracy whose first crossing the time-to-target table reports."""
     compute_ms: float = -1.0
     """Per-iteration compute time per worker: -1 = the topology's node values, 0 = measure
     once on the device, > 0 = this many ms for every worker."""
     model_bytes_per_param: int = 4
+    """Bytes per parameter on the wire (4: float32)."""
     priced_params: int = 0
     """Parameters one model transfer is priced at: 0 = the trained model's own (parameters
     and floating buffers); > 0 = this many, so a big model's transfers (the paper's
@@ -102,13 +113,13 @@ class ExperimentConfig:
     traces: tuple[str, ...] = ()
     """Trace overrides 'NAME=path.csv': swap a link's measurements without editing the topology."""
     device: str = "auto"
+    """auto (cuda when available), cpu, cuda, cuda:K or mps."""
     engine: str = "batched"
+    """batched (all workers stepped as stacked tensors) or loop (the per-worker reference)."""
     precision: str = "fp32"
-    """Forward/backward dtype: fp32, bf16 (CPUs with AVX512-BF16 or AMX, recent GPUs) or
-    fp16 (GPUs; no loss scaling). Weights, momentum and averages stay fp32."""
+    """Forward/backward dtype: fp32, bf16 or fp16 (GPUs); weights, momentum, averages stay fp32."""
     threads: int = 0
-    """Torch CPU threads (torch.set_num_threads); 0 = torch's default (one per core). On a
-    machine shared with other jobs, fewer threads than cores often run faster."""
+    """Torch CPU threads; 0 = torch's default (one per core; fewer often wins on a shared machine)."""
     deterministic: bool = False
     """Force deterministic kernels (torch.use_deterministic_algorithms): on GPUs, identical
     metrics from run to run at some speed cost. CPU runs are deterministic already."""
@@ -143,7 +154,7 @@ class ExperimentConfig:
             raise ValueError(f"grouping: unknown strategy {self.grouping!r}; allowed: {', '.join(STRATEGIES)}")
         if not self.dirichlet_alpha > 0:
             raise ValueError(f"dirichlet_alpha: must be > 0, got {self.dirichlet_alpha!r}")
-        for key in ("synthetic_alpha", "synthetic_beta", "weight_decay"):
+        for key in ("synthetic_alpha", "synthetic_beta", "weight_decay", "threads"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: must be >= 0, got {getattr(self, key)!r}")
         if self.priced_params < 0:
@@ -166,8 +177,9 @@ class ExperimentConfig:
             raise ValueError(f"participation: must be in (0, 1], got {self.participation!r}")
         if not 0 < self.target_acc <= 1:
             raise ValueError(f"target_acc: must be in (0, 1], got {self.target_acc!r}")
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting: must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
+        for key, allowed in {"weighting": WEIGHTINGS, "events": EVENT_RECORDS, "precision": PRECISIONS}.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key}: must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
         if not self.seeds:
             raise ValueError("seeds: give at least one seed")
         if any(not 0 <= s <= MAX_SEED for s in self.seeds):
@@ -179,8 +191,6 @@ class ExperimentConfig:
             name, _, path = spec.partition("=")
             if not name.strip() or not path.strip():
                 raise ValueError(f"traces: expected NAME=path.csv, got {spec!r}")
-        if self.events not in EVENT_RECORDS:
-            raise ValueError(f"events: must be one of {', '.join(EVENT_RECORDS)}, got {self.events!r}")
         if self.engine not in ("batched", "loop"):
             raise ValueError(f"engine: must be batched or loop, got {self.engine!r}")
         if self.compute_ms < 0 and self.compute_ms != -1:
@@ -188,10 +198,6 @@ class ExperimentConfig:
         for key in ("checkpoint_every", "divergence_every"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: must be >= 0 (0 = off), got {getattr(self, key)}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.threads < 0:
-            raise ValueError(f"threads: must be >= 0 (0 = torch's default), got {self.threads}")
         if self.momentum < 0 or self.momentum >= 1:
             raise ValueError(f"momentum: must be in [0, 1), got {self.momentum}")
 

@@ -15,9 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from testbed.experiment import rundir
-from testbed.experiment.algorithms import resolve_all
+from testbed.experiment.algorithms import describe_algorithms, nested_tree, resolve_all
 from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
 from testbed.experiment.runner import NetworkTimer, cost_structure, finish, make_clock, write_traces
+from testbed.experiment.tidy import event_rows, metrics_frame
 
 log = logging.getLogger("testbed.experiment")
 
@@ -37,7 +39,7 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     ``network``: ``key=value`` settings of :data:`NETWORK_KEYS` (e.g. ``tcp_model=fluid``)."""
     from testbed.net import load_topology
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # the real folder, not the `latest` link it may come through
     for item in network or []:
         key = item.partition("=")[0].strip()
         if key not in NETWORK_KEYS:
@@ -46,15 +48,17 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     info = _read_json(run_dir / "config.json")
     old = ExperimentConfig.from_saved(info["config"], where=f"{run_dir / 'config.json'}")
     traces = {**old.trace_overrides, **(trace_overrides or {})}
-    config = dataclasses.replace(old, topology=topology or old.topology, traces=tuple(f"{k}={v}" for k, v in traces.items()))
+    trained = info["algorithms"]  # as resolved on the trained topology ('auto' expanded there)
+    config = dataclasses.replace(old, topology=topology or old.topology, traces=tuple(f"{k}={v}" for k, v in traces.items()),
+                                 algorithms=tuple(a["spec"] for a in trained))
     config = config.with_overrides(list(network or []))
     topo = load_topology(config.topology, trace_overrides=config.trace_overrides)
     unused = sorted(set(trace_overrides or {}) - set(topo.traces))
     if unused:
         raise ValueError(f"--trace {unused[0]}: not a trace of {topo.source}; it uses {sorted(topo.traces) or 'no traces'}")
-    algorithms = {a.spec: a for a in resolve_all(config.algorithms, topo.tree)}
     if topo.tree.n_workers != len(info["worker_nodes"]):
-        raise ValueError(f"topology {config.topology}: has {topo.tree.n_workers} workers, the run had {len(info['worker_nodes'])}")
+        raise ValueError(f"--topo {config.topology}: has {topo.tree.n_workers} workers, the run had {len(info['worker_nodes'])}")
+    algorithms = {a.spec: a for a in _same_training(trained, topo, config.topology)}
     metrics = pd.read_csv(run_dir / "metrics.csv")
     schedules = _read_json(run_dir / "schedule.json")
 
@@ -75,23 +79,44 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
         times = pd.DataFrame(stamped)
         kept = rows[[c for c in rows.columns if not _is_time_column(c)]]
         frames.append(kept.merge(times, on="iteration", how="left")[_order(rows.columns, times.columns)])
-        ev = clock.events_frame()
-        ev.insert(0, "algorithm", algorithm.label)
-        ev.insert(1, "seed", int(seed))
-        events.append(ev)
+        events.append(event_rows(clock, topo, algorithm.label, int(seed)))
 
     costs = cost_structure(topo, info["model_bytes"], config)
     info.update(config=config.to_dict(), topology=topo.name, retimed_from=str(run_dir), round_costs=costs.to_dict(),
+                algorithms=describe_algorithms(list(algorithms.values()), topo), worker_nodes=list(topo.worker_nodes),
                 **rundir.provenance())
     info["preset"] = "retime"
     rundir.atomic_write_json(out / "config.json", info)
+    rundir.atomic_write_text(out / COLUMNS_FILE, columns_markdown())
     rundir.atomic_write_text(out / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))
     write_traces(out, topo)
     rundir.atomic_write_json(out / "schedule.json", schedules)
     rundir.atomic_write_csv(out / "events.csv", pd.concat(events, ignore_index=True))
-    rundir.atomic_write_csv(out / "metrics.csv", pd.concat(frames, ignore_index=True))
+    rundir.atomic_write_csv(out / "metrics.csv", metrics_frame(frames, topo.tiers))
     finish(out)
     return out
+
+
+def _same_training(trained: list[dict], topo, where: str) -> list:
+    """The run's algorithms resolved on ``topo``, refused (before anything is written) where
+    the topology would average other groups than the run trained with: the curves would
+    not be this network's. Local SGD averages everyone at once, whatever the tree."""
+    specs = tuple(a["spec"] for a in trained)
+    try:
+        resolved = resolve_all(specs, topo.tree)
+    except ValueError as err:
+        raise ValueError(f"--topo {where}: cannot price the run's algorithms there: {err}") from None
+    for saved, algorithm in zip(trained, resolved):
+        if saved.get("is_local_sgd") and algorithm.is_local_sgd:
+            continue
+        now = {"tree": nested_tree(algorithm.tree), "periods": algorithm.tree.periods}
+        if json.loads(json.dumps(now)) != {"tree": saved["tree"], "periods": saved["periods"]}:
+            raise ValueError(
+                f"--topo {where}: {saved['label']} would aggregate {now['tree']} with periods {now['periods']} there, "
+                f"but trained with {saved['tree']} and {saved['periods']}; a re-time keeps the training, so the "
+                f"topology must group the workers the same way (run the experiment on it instead)"
+            )
+    return resolved
 
 
 def _order(original: pd.Index, time_columns: pd.Index) -> list[str]:

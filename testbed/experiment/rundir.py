@@ -17,14 +17,14 @@ from typing import Any
 from testbed.files import GrowingCsv, atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 
 __all__ = ["GrowingCsv", "atomic_write_bytes", "atomic_write_csv", "atomic_write_json", "atomic_write_text",
-           "new_run_dir", "point_latest", "provenance", "safe_name"]
+           "config_hash", "new_run_dir", "point_latest", "provenance", "safe_name"]
 
 PACKAGES = ("hsgd-testbed", "torch", "torchvision", "numpy", "simpy", "networkx", "pandas", "plotly")
 
 
 def new_run_dir(reports_root: Path, topology: str, tag: str, config: dict[str, Any]) -> Path:
     """Create ``reports/<topology>/<time>-<tag>-<hash>/``; the hash names the config."""
-    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:6]
+    digest = config_hash(config)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(reports_root) / safe_name(topology)
     for k in range(100):
@@ -37,9 +37,15 @@ def new_run_dir(reports_root: Path, topology: str, tag: str, config: dict[str, A
     raise RuntimeError(f"could not create a fresh run folder under {base}")
 
 
+def config_hash(config: dict[str, Any]) -> str:
+    """Six hex digits naming a resolved config (in run folder names and comparisons)."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:6]
+
+
 def point_latest(run_dir: Path) -> None:
-    """Make ``<topology>/latest`` name this run (a symlink, plus LATEST.txt where links fail)."""
-    run_dir = Path(run_dir)
+    """Make ``<topology>/latest`` name this run (a symlink, plus LATEST.txt where links fail).
+    ``run_dir`` may be given through ``latest`` itself (a resume): the link names the real folder."""
+    run_dir = Path(run_dir).resolve()
     link = run_dir.parent / "latest"
     tmp = run_dir.parent / f".latest.{os.getpid()}"
     try:
