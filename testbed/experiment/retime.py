@@ -58,38 +58,42 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     metrics = pd.read_csv(run_dir / "metrics.csv")
     schedules = _read_json(run_dir / "schedule.json")
 
-    out = rundir.new_run_dir(reports_root or run_dir.parent.parent, topo.name, "retime", config.to_dict())
-    log.info("re-timing %s into %s", run_dir, out)
-    frames, events = [], []
-    for (spec, seed), rows in metrics.groupby(["spec", "seed"], sort=False):
-        algorithm = algorithms[spec]
-        clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config, int(seed))
-        timer = NetworkTimer(clock)
-        timer.load_state_dict({"participants": schedules.get(f"{spec}|{seed}", {})})
-        stamped = []
-        for t in sorted(set(rows.iteration.astype(int))):
-            timer.replay(t)  # the same iterations, aggregations and participants, on the new network
-            row = {"iteration": t}
-            timer.on_eval(row)
-            stamped.append(row)
-        times = pd.DataFrame(stamped)
-        kept = rows[[c for c in rows.columns if not _is_time_column(c)]]
-        frames.append(kept.merge(times, on="iteration", how="left")[_order(rows.columns, times.columns)])
-        ev = clock.events_frame()
-        ev.insert(0, "algorithm", algorithm.label)
-        ev.insert(1, "seed", int(seed))
-        events.append(ev)
+    staging = rundir.new_run_dir(reports_root or run_dir.parent.parent, topo.name, "retime", config.to_dict())
+    try:
+        log.info("re-timing %s into %s", run_dir, staging)
+        frames, events = [], []
+        for (spec, seed), rows in metrics.groupby(["spec", "seed"], sort=False):
+            algorithm = algorithms[spec]
+            clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config, int(seed))
+            timer = NetworkTimer(clock)
+            timer.load_state_dict({"participants": schedules.get(f"{spec}|{seed}", {})})
+            stamped = []
+            for t in sorted(set(rows.iteration.astype(int))):
+                timer.replay(t)  # the same iterations, aggregations and participants, on the new network
+                row = {"iteration": t}
+                timer.on_eval(row)
+                stamped.append(row)
+            times = pd.DataFrame(stamped)
+            kept = rows[[c for c in rows.columns if not _is_time_column(c)]]
+            frames.append(kept.merge(times, on="iteration", how="left")[_order(rows.columns, times.columns)])
+            ev = clock.events_frame()
+            ev.insert(0, "algorithm", algorithm.label)
+            ev.insert(1, "seed", int(seed))
+            events.append(ev)
 
-    costs = cost_structure(topo, info["model_bytes"], config)
-    info.update(config=config.to_dict(), topology=topo.name, retimed_from=str(run_dir), round_costs=costs.to_dict(),
-                **rundir.provenance())
-    info["preset"] = "retime"
-    rundir.atomic_write_json(out / "config.json", info)
-    rundir.atomic_write_text(out / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))
-    write_traces(out, topo)
-    rundir.atomic_write_json(out / "schedule.json", schedules)
-    rundir.atomic_write_csv(out / "events.csv", pd.concat(events, ignore_index=True))
-    rundir.atomic_write_csv(out / "metrics.csv", pd.concat(frames, ignore_index=True))
+        costs = cost_structure(topo, info["model_bytes"], config)
+        info.update(config=config.to_dict(), topology=topo.name, retimed_from=str(run_dir), round_costs=costs.to_dict(),
+                    **rundir.provenance())
+        info["preset"] = "retime"
+        rundir.atomic_write_json(staging / "config.json", info)
+        rundir.atomic_write_text(staging / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))
+        write_traces(staging, topo)
+        rundir.atomic_write_json(staging / "schedule.json", schedules)
+        rundir.atomic_write_csv(staging / "events.csv", pd.concat(events, ignore_index=True))
+        rundir.atomic_write_csv(staging / "metrics.csv", pd.concat(frames, ignore_index=True))
+        out = rundir.publish(staging)
+    finally:
+        rundir.discard(staging)  # only if still staged: a refusal leaves nothing behind
     finish(out)
     return out
 

@@ -28,6 +28,7 @@ from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.configfile import read_config_file
 from testbed.experiment.progress import Progress
 from testbed.experiment import rundir
+from testbed.paths import inside
 from testbed.simulate import Callback, resolve_device
 
 log = logging.getLogger("testbed.experiment")
@@ -114,10 +115,12 @@ def prepare(config: ExperimentConfig) -> Setup:
 def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"), tag: str = "run", progress: bool = True) -> Path:
     """Run every algorithm x seed, write the run folder and its report; return the folder."""
     setup = prepare(config)
-    run_dir = rundir.new_run_dir(reports_root, setup.topology.name, tag, config.to_dict())
-    log.info("run folder: %s", run_dir)
-    write_static_files(run_dir, setup, tag)
-    return run_all(setup, run_dir, progress)
+    staging = rundir.new_run_dir(reports_root, setup.topology.name, tag, config.to_dict())
+    try:
+        write_static_files(staging, setup, tag)
+        return run_all(setup, staging, progress)
+    finally:
+        rundir.discard(staging)  # a refusal before training started: nothing is left behind
 
 
 def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
@@ -133,11 +136,15 @@ def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     config = ExperimentConfig.from_saved(info["config"], where=str(config_file))
     setup = prepare(config)
     log.info("resuming %s", run_dir)
+    for stale in rundir.remove_temporaries(run_dir):  # left by the killed process's writes
+        log.debug("removed stale %s", stale)
     return run_all(setup, run_dir, progress)
 
 
 def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
-    """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair."""
+    """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair. A
+    staged run folder is renamed into place once the first pair's data is in hand (the
+    last refusal a bad config can meet), so the returned folder may differ from ``run_dir``."""
     done_metrics = _read_csv(run_dir / "metrics.csv")
     done_events = _read_csv(run_dir / "events.csv")
     done = set() if done_metrics is None else set(zip(done_metrics.spec, done_metrics.seed))
@@ -155,6 +162,11 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
             if (algorithm.spec, seed) in done:
                 continue
             federated = federated or federate(setup, seed)
+            if rundir.is_staged(run_dir):
+                run_dir = rundir.publish(run_dir)
+                log.info("run folder: %s", run_dir)
+                schedule_file = run_dir / "schedule.json"
+                events.path = run_dir / "events.csv"
             path = checkpoint_path(run_dir, algorithm.spec, seed)
             rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
             metrics.append(rows)
@@ -340,7 +352,7 @@ def write_traces(run_dir: Path, topology) -> None:
     """Copy the traces the topology uses into the run folder (the report draws them)."""
     for name, trace in topology.traces.items():
         frame = pd.DataFrame({"t_s": trace.t_s, trace.column: trace.values})
-        rundir.atomic_write_csv(run_dir / "traces" / f"{rundir.safe_name(name)}.csv", frame)
+        rundir.atomic_write_csv(inside(run_dir / "traces", rundir.safe_name(name) + ".csv"), frame)
 
 
 def model_bytes(model: torch.nn.Module, bytes_per_param: int) -> int:

@@ -136,17 +136,7 @@ def _graphml_bad_value(path: Path) -> str | None:
 
 def write_graph(graph: nx.Graph, path: str | os.PathLike) -> None:
     """Write a topology graph as node-link JSON (stable key order), atomically."""
-    import tempfile
+    from testbed.files import atomic_write_text
 
-    path = Path(path)
     data = nx.node_link_data(graph, edges="edges")
-    text = json.dumps(data, indent=1, sort_keys=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(Path(path), json.dumps(data, indent=1, sort_keys=False) + "\n")

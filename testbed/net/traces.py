@@ -19,7 +19,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -119,18 +118,10 @@ def load_trace(path: str | os.PathLike, *, name: str | None = None, column: str 
 
 def write_trace(trace: Trace, path: str | os.PathLike, *, precision: int = 3) -> None:
     """Write ``t_s,<column>`` atomically (a temporary file renamed over ``path``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            f.write(f"{TIME_COLUMN},{trace.column}\n")
-            for t, v in zip(trace.t_s, trace.values):
-                f.write(f"{t:.{precision}f},{v:.{precision}f}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from testbed.files import atomic_write_text
+
+    rows = "".join(f"{t:.{precision}f},{v:.{precision}f}\n" for t, v in zip(trace.t_s, trace.values))
+    atomic_write_text(Path(path), f"{TIME_COLUMN},{trace.column}\n" + rows)
 
 
 def resolve_trace_path(
