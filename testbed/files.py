@@ -20,6 +20,39 @@ from typing import Any
 import pandas as pd
 
 TMP_SUFFIX = ".tmp"
+MAX_INPUT_BYTES = 1 << 30
+"""Largest input file read whole (config, topology, trace, run folder JSON): far beyond any real one."""
+
+
+def read_input_bytes(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a user's input file, checked first by :func:`check_input_file`."""
+    path = Path(path)
+    check_input_file(path, what, limit)
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit + 1)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror}); {what}") from None
+
+
+def check_input_file(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> None:
+    """Refuse anything but a regular file (a folder, a FIFO that would block forever, a
+    device that never ends) and files over ``limit``: one-line ValueError naming the file
+    and ``what`` it should be."""
+    import stat
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file; {what}") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror}); {what}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{path}: is a folder, not a file; {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path}: not a regular file (a pipe or device); {what}")
+    if info.st_size > limit:
+        raise ValueError(f"{path}: {info.st_size:_} bytes, over the limit of {limit:_}; {what}")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -28,6 +28,7 @@ from testbed.data.dataset import (
     Dataset,
     DatasetUnavailable,
     channel_stats,
+    check_finite,
     images_to_tensor,
     labels_to_tensor,
     normalise_,
@@ -218,8 +219,7 @@ def load_npz(
     choice. 2-D arrays are feature vectors and are kept as they are (float32).
     """
     file = _npz_path(root, path)
-    with np.load(file, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    arrays = _read_npz(file)
     for key in ("x_train", "y_train"):
         if key not in arrays:
             raise ValueError(f"{file}: key {key!r} is missing; the file holds {sorted(arrays)}")
@@ -251,6 +251,29 @@ def load_npz(
     return ds
 
 
+def _read_npz(file: Path) -> dict[str, np.ndarray]:
+    """Every array of an npz; a truncated, empty or pickled file is refused naming it."""
+    import zipfile
+
+    key = None
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            if not hasattr(npz, "files"):  # a plain .npy
+                raise ValueError("a single .npy array, not an .npz archive")
+            arrays = {}
+            for key in npz.files:
+                arrays[key] = npz[key]
+            return arrays
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise ValueError(f"{file}: array {key!r} holds Python objects (a pickle); "
+                             f"an npz here holds numeric arrays only") from None
+        raise ValueError(f"{file}: not a readable .npz ({err})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
+        raise ValueError(f"{file}: not a readable .npz ({err or type(err).__name__}); write it with "
+                         f"numpy.savez_compressed") from None
+
+
 def _npz_path(root: str | os.PathLike | None, path: str | os.PathLike | None) -> Path:
     if path is None:
         if root is None:
@@ -272,7 +295,7 @@ def _features(
     arr: np.ndarray, file: Path, key: str, normalize: object, layout: str, stats: tuple | None
 ) -> torch.Tensor:
     if arr.ndim == 2:  # feature vectors: no image scaling
-        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        return check_finite(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)), f"{file}:{key}")
     return images_to_tensor(arr, stats, layout=layout, source=f"{file}:{key}")
 
 

@@ -98,6 +98,10 @@ def _import(args: argparse.Namespace) -> int:
     from .importers import read_latency_matrix, read_ping_table, synthesize_rtt_trace
     from .measurements import detect_format, read_iperf_results, read_ping_series
 
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise ValueError(f"--out-dir {args.out_dir}: is a file; give a folder (it is created if missing)")
+    if not 1 <= args.samples <= 10_000_000:
+        raise ValueError(f"--samples {args.samples}: rows per synthesised trace must be from 1 to 10_000_000")
     fmt = args.format
     if fmt == "auto":
         fmt = "matrix" if args.file.suffix.lower() == ".json" else _detect(args.file, detect_format)
@@ -173,8 +177,6 @@ def _write_traces(traces: list, out_dir: Path) -> list[dict]:
 
     from .traces import write_trace
 
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out-dir {out_dir}: is a file; give a folder (it is created if missing)")
     used: dict[str, int] = {}
     out = []
     for tr in traces:

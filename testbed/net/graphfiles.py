@@ -21,6 +21,9 @@ def read_graph(path: str | os.PathLike) -> nx.Graph:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"{path}: unknown topology format {suffix!r}; use {', '.join(SUFFIXES)}")
+    from testbed.files import check_input_file
+
+    check_input_file(path, "a topology is a node-link JSON, GraphML or GML file")
     try:
         if suffix == ".json":
             return _read_node_link(path)
@@ -51,7 +54,9 @@ def _read_node_link(path: Path) -> nx.Graph:
         raise ValueError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON ({err.msg})") from None
     if not isinstance(data, dict) or "nodes" not in data:
         raise ValueError("expected node-link JSON: an object with 'nodes' and 'edges' (or 'links')")
-    edges = "links" if "links" in data and "edges" not in data else "edges"
+    if "links" in data and "edges" in data:
+        raise ValueError(f"{path}: has both 'edges' and 'links'; give the edges under one of them")
+    edges = "links" if "links" in data else "edges"
     data.setdefault(edges, [])
     _check_node_link(path, data, edges)
     return nx.node_link_graph(
