@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topo", help="topology name under topologies/ or a path to a topology file "
                    "(default: the preset's or config file's topology; the quick preset's is edge3level)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run from its last checkpoints")
-    p.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default: quick)")
+    p.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default: quick)")
     p.add_argument("--config", type=Path, metavar="FILE.json", help="config keys from a JSON file (applied over the preset, under --set)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable; lists comma-separated)")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="where run folders go (default: reports/)")
@@ -35,9 +35,15 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     from testbed.experiment.runner import resume_experiment, run_experiment
 
     if args.resume:
+        given = [flag for flag, value in (("--topo", args.topo), ("--preset", args.preset), ("--config", args.config),
+                                          ("--set", args.overrides)) if value]
+        if given:  # a resumed run continues with its own config.json: anything else would mix two runs
+            raise ValueError(f"--resume {args.resume}: {given[0]} cannot be combined with --resume; a resumed run "
+                             f"keeps its config.json (start a new run to change it)")
         run_dir = resume_experiment(args.resume, progress=not args.no_progress)
         print(f"report: {run_dir / 'report.html'}")
         return 0
+    args.preset = args.preset or "quick"
     config = preset(args.preset)
     from_file: dict = {}
     if args.config:

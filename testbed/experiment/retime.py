@@ -17,7 +17,8 @@ import pandas as pd
 from testbed.experiment import rundir
 from testbed.experiment.algorithms import resolve_all
 from testbed.experiment.config import ExperimentConfig
-from testbed.experiment.runner import NetworkTimer, cost_structure, finish, make_clock, write_traces
+from testbed.experiment.runner import RUN_FOLDER, NetworkTimer, cost_structure, finish, make_clock, write_traces
+from testbed.readers import read_csv_file, read_json_file, require_keys
 
 log = logging.getLogger("testbed.experiment")
 
@@ -43,7 +44,8 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
         if key not in NETWORK_KEYS:
             raise ValueError(f"--set {key}: a re-time changes only how the network prices the run; "
                              f"allowed: {', '.join(NETWORK_KEYS)} (other keys change training: run the experiment again)")
-    info = _read_json(run_dir / "config.json")
+    info = require_keys(run_dir / "config.json", _read_json(run_dir / "config.json"),
+                        ("config", "worker_nodes", "model_bytes"), RUN_FOLDER)
     old = ExperimentConfig.from_saved(info["config"], where=f"{run_dir / 'config.json'}")
     traces = {**old.trace_overrides, **(trace_overrides or {})}
     config = dataclasses.replace(old, topology=topology or old.topology, traces=tuple(f"{k}={v}" for k, v in traces.items()))
@@ -55,8 +57,14 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     algorithms = {a.spec: a for a in resolve_all(config.algorithms, topo.tree)}
     if topo.tree.n_workers != len(info["worker_nodes"]):
         raise ValueError(f"topology {config.topology}: has {topo.tree.n_workers} workers, the run had {len(info['worker_nodes'])}")
-    metrics = pd.read_csv(run_dir / "metrics.csv")
+    metrics = read_csv_file(run_dir / "metrics.csv", RUN_FOLDER, ("spec", "seed", "iteration"))
+    unknown = sorted(set(metrics.spec.astype(str)) - set(algorithms))
+    if unknown:
+        raise ValueError(f"{run_dir / 'metrics.csv'}: spec {unknown[0]!r} is not an algorithm of config.json "
+                         f"({', '.join(algorithms)}); {RUN_FOLDER}")
     schedules = _read_json(run_dir / "schedule.json")
+    if not isinstance(schedules, dict):
+        raise ValueError(f"{run_dir / 'schedule.json'}: expected a JSON object of participants per pair")
 
     staging = rundir.new_run_dir(reports_root or run_dir.parent.parent, topo.name, "retime", config.to_dict())
     try:
@@ -105,11 +113,9 @@ def _order(original: pd.Index, time_columns: pd.Index) -> list[str]:
 
 
 def _read_json(path: Path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: missing; is this a run folder made by `testbed experiment`?") from None
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; {RUN_FOLDER}")
+    return read_json_file(path, RUN_FOLDER)
 
 
 def _topology_json(topo) -> str:

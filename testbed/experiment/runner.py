@@ -29,9 +29,11 @@ from testbed.experiment.configfile import read_config_file
 from testbed.experiment.progress import Progress
 from testbed.experiment import rundir
 from testbed.paths import inside
+from testbed.readers import read_csv_file, read_json_file
 from testbed.simulate import Callback, resolve_device
 
 log = logging.getLogger("testbed.experiment")
+RUN_FOLDER = "is this a run folder written by `testbed experiment`?"
 LARGE_EVENT_LOG = 10**6  # rows of one pair's event log worth a hint (pandas writes ~4e5 rows/s)
 
 
@@ -145,8 +147,8 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
     """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair. A
     staged run folder is renamed into place once the first pair's data is in hand (the
     last refusal a bad config can meet), so the returned folder may differ from ``run_dir``."""
-    done_metrics = _read_csv(run_dir / "metrics.csv")
-    done_events = _read_csv(run_dir / "events.csv")
+    done_metrics = _read_csv(run_dir / "metrics.csv", ("algorithm", "spec", "seed", "iteration"))
+    done_events = _read_csv(run_dir / "events.csv", ("algorithm", "seed"))
     done = set() if done_metrics is None else set(zip(done_metrics.spec, done_metrics.seed))
     metrics = [] if done_metrics is None else [done_metrics]
     events = rundir.GrowingCsv(run_dir / "events.csv")  # by far the largest file: formatted once per pair
@@ -155,7 +157,9 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
         finished = [(labels.get(a), s) in done for a, s in zip(done_events.algorithm, done_events.seed)]
         events.add(done_events[finished])
     schedule_file = run_dir / "schedule.json"
-    schedules = json.loads(schedule_file.read_text()) if schedule_file.exists() else {}
+    schedules = read_json_file(schedule_file, RUN_FOLDER) if schedule_file.exists() else {}
+    if not isinstance(schedules, dict):
+        raise ValueError(f"{schedule_file}: expected a JSON object of participants per pair; {RUN_FOLDER}")
     for seed in setup.config.seeds:
         federated = None
         for algorithm in setup.algorithms:
@@ -181,8 +185,8 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
     return run_dir
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.exists() else None
+def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame | None:
+    return read_csv_file(path, RUN_FOLDER, required) if path.exists() else None
 
 
 def finish(run_dir: Path) -> Path:

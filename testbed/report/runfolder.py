@@ -19,6 +19,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from testbed.readers import read_csv_file, read_json_file
+
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
@@ -154,10 +156,7 @@ def _resolve_run_dir(path: Path) -> Path:
 def _read_config(file: Path) -> dict[str, Any]:
     if not file.is_file():
         raise FileNotFoundError(f"{file} is missing; a run folder needs {CONFIG_FILE} and {METRICS_FILE}")
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{file}: not valid JSON ({err})") from None
+    raw = read_json_file(file, "a run folder's config.json is JSON written by `testbed experiment`")
     if not isinstance(raw, dict):
         raise ValueError(f"{file}: expected a JSON object with keys config, algorithms, ...; got {type(raw).__name__}")
     if not isinstance(raw.get("config", {}), dict):
@@ -170,13 +169,7 @@ def _read_config(file: Path) -> dict[str, Any]:
 def _read_metrics(file: Path) -> pd.DataFrame:
     if not file.is_file():
         raise FileNotFoundError(f"{file} is missing; a run folder needs {CONFIG_FILE} and {METRICS_FILE}")
-    try:
-        metrics = pd.read_csv(file)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
-        raise ValueError(f"{file}: cannot be read as CSV ({err})") from None
-    missing = [c for c in REQUIRED_METRICS if c not in metrics.columns]
-    if missing:
-        raise ValueError(f"{file}: missing column(s) {', '.join(missing)}; needs at least {', '.join(REQUIRED_METRICS)}")
+    metrics = read_csv_file(file, f"needs at least {', '.join(REQUIRED_METRICS)}", REQUIRED_METRICS)
     if metrics.empty:
         raise ValueError(f"{file}: has a header but no rows; the run recorded no evaluation point")
     for column in ("seed", "iteration", "sim_time_s", "test_acc"):
@@ -185,6 +178,9 @@ def _read_metrics(file: Path) -> pd.DataFrame:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # +1 header, +1 one-based
             raise ValueError(f"{file}, row {row}: column {column} must be numeric, got {metrics[column][bad].iloc[0]!r}")
+        if np.isinf(converted).any():  # a diverged run writes blanks, never inf
+            row = int(np.flatnonzero(np.isinf(converted.to_numpy()))[0]) + 2
+            raise ValueError(f"{file}, row {row}: column {column} is {metrics[column].iloc[row - 2]}; values must be finite")
         metrics[column] = converted
     metrics["algorithm"] = metrics["algorithm"].astype(str)
     return metrics

@@ -51,7 +51,7 @@ def test_non_numeric_cell_names_row_and_column(run_dir):
 
 def test_bad_config_json(run_dir):
     (run_dir / "config.json").write_text("{not json")
-    with pytest.raises(ValueError, match="config.json: not valid JSON"):
+    with pytest.raises(ValueError, match="config.json: line 1, column 2: invalid JSON"):
         load_run(run_dir)
 
 
