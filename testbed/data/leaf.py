@@ -93,7 +93,19 @@ def _dataset(
     index: dict[str, int] = {}
     for u in train.users + ([] if test is None else test.users):
         index.setdefault(u, len(index))
-    ds = Dataset(
+    try:
+        ds = _build(name, num_classes, train, test, images, base, index)
+    except DatasetUnavailable:
+        raise
+    except ValueError as err:  # e.g. a label outside the dataset's classes: say which folder
+        raise ValueError(err if str(base) in str(err) else f"{base}: {err}") from None
+    logger.debug("loaded %r from %s", ds, base)
+    return ds
+
+
+def _build(name: str, num_classes: int, train: LeafSplit, test: LeafSplit | None, images, base: Path,
+           index: dict[str, int]) -> Dataset:
+    return Dataset(
         name=name,
         x_train=images(train, base / "train"),
         y_train=torch.from_numpy(train.y),
@@ -103,8 +115,6 @@ def _dataset(
         writers=np.array([index[u] for u in train.users], dtype=np.int64),
         test_writers=None if test is None else np.array([index[u] for u in test.users], dtype=np.int64),
     )
-    logger.info("loaded %r from %s", ds, base)
-    return ds
 
 
 def _find_leaf_dir(root: str | os.PathLike | None, name: str) -> Path:

@@ -93,7 +93,7 @@ def load_mnist(root: str | os.PathLike | None = None, *, download: bool = True) 
         y_test=labels_to_tensor(arrays["test"][1], str(raw)),
         num_classes=10,
     )
-    logger.info("loaded %r from %s", ds, raw)
+    logger.debug("loaded %r from %s", ds, raw)
     return ds
 
 
@@ -183,7 +183,7 @@ def load_cifar10(root: str | os.PathLike | None = None, *, download: bool = True
         y_test=labels_to_tensor(np.asarray(test.targets), str(folder)),
         num_classes=10,
     )
-    logger.info("loaded %r from %s", ds, folder)
+    logger.debug("loaded %r from %s", ds, folder)
     return ds
 
 
@@ -247,7 +247,7 @@ def load_npz(
         writers=arrays.get("writers"),
         test_writers=arrays.get("test_writers"),
     )
-    logger.info("loaded %r from %s (normalisation %s)", ds, file, stats)
+    logger.debug("loaded %r from %s (normalisation %s)", ds, file, stats)
     return ds
 
 
@@ -257,18 +257,22 @@ def _read_npz(file: Path) -> dict[str, np.ndarray]:
 
     key = None
     try:
-        with np.load(file, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):  # a plain .npy
-                raise ValueError("a single .npy array, not an .npz archive")
+        loaded = np.load(file, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy array
+            raise ValueError(f"{file}: a single .npy array, not an .npz archive of named arrays")
+        with loaded as npz:
             arrays = {}
             for key in npz.files:
                 arrays[key] = npz[key]
             return arrays
     except ValueError as err:
-        if "allow_pickle" in str(err):
+        if "allow_pickle" in str(err) and key is not None:
             raise ValueError(f"{file}: array {key!r} holds Python objects (a pickle); "
                              f"an npz here holds numeric arrays only") from None
-        raise ValueError(f"{file}: not a readable .npz ({err})") from None
+        if str(err).startswith(str(file)):
+            raise
+        raise ValueError(f"{file}: not a readable .npz (not a zip archive of .npy arrays); write it with "
+                         f"numpy.savez_compressed") from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
         raise ValueError(f"{file}: not a readable .npz ({err or type(err).__name__}); write it with "
                          f"numpy.savez_compressed") from None

@@ -75,7 +75,8 @@ def check_against_topology(config: ExperimentConfig, where: Callable[[str], str]
     overrides = config.trace_overrides
     for name, path in overrides.items():
         if not Path(path).is_file():
-            raise ValueError(f"{where('traces')}: {name}={path}: no such file; give NAME=path of a trace CSV")
+            problem = "not a regular file (a pipe or device)" if Path(path).exists() else "no such file"
+            raise ValueError(f"{where('traces')}: {name}={path}: {problem}; give NAME=path of a trace CSV")
     topology = load_topology(config.topology, trace_overrides=overrides)
     unused = sorted(set(overrides) - set(topology.traces))
     if unused:

@@ -25,11 +25,10 @@ import testbed
 from testbed.experiment.algorithms import Algorithm, resolve_all
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig
-from testbed.experiment.configfile import read_config_file
 from testbed.experiment.progress import Progress
 from testbed.experiment import rundir
 from testbed.paths import inside
-from testbed.readers import read_csv_file, read_json_file
+from testbed.readers import read_csv_file, read_json_file, require_keys
 from testbed.simulate import Callback, resolve_device
 
 log = logging.getLogger("testbed.experiment")
@@ -117,10 +116,11 @@ def prepare(config: ExperimentConfig) -> Setup:
 def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"), tag: str = "run", progress: bool = True) -> Path:
     """Run every algorithm x seed, write the run folder and its report; return the folder."""
     setup = prepare(config)
+    first = federate(setup, config.seeds[0])  # the data fits the partition and batch size: checked before any file
     staging = rundir.new_run_dir(reports_root, setup.topology.name, tag, config.to_dict())
     try:
         write_static_files(staging, setup, tag)
-        return run_all(setup, staging, progress)
+        return run_all(setup, staging, progress, first_federated=first)
     finally:
         rundir.discard(staging)  # a refusal before training started: nothing is left behind
 
@@ -132,44 +132,60 @@ def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     config_file = run_dir / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file}: missing; --resume takes a run folder made by `testbed experiment`")
-    info = read_config_file(config_file)
-    if not isinstance(info.get("config"), dict):
-        raise ValueError(f"{config_file}: no \"config\" object; is this a run folder made by `testbed experiment`?")
+    info = require_keys(config_file, read_json_file(config_file, RUN_FOLDER), ("config",), RUN_FOLDER)
+    if not isinstance(info["config"], dict):
+        raise ValueError(f"{config_file}: key 'config' is not an object of config keys; {RUN_FOLDER}")
     config = ExperimentConfig.from_saved(info["config"], where=str(config_file))
+    done = read_done(run_dir)  # before anything runs: a damaged folder is refused at once
     setup = prepare(config)
     log.info("resuming %s", run_dir)
     for stale in rundir.remove_temporaries(run_dir):  # left by the killed process's writes
         log.debug("removed stale %s", stale)
-    return run_all(setup, run_dir, progress)
+    return run_all(setup, run_dir, progress, done)
 
 
-def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
-    """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair. A
-    staged run folder is renamed into place once the first pair's data is in hand (the
-    last refusal a bad config can meet), so the returned folder may differ from ``run_dir``."""
-    done_metrics = _read_csv(run_dir / "metrics.csv", ("algorithm", "spec", "seed", "iteration"))
-    done_events = _read_csv(run_dir / "events.csv", ("algorithm", "seed"))
-    done = set() if done_metrics is None else set(zip(done_metrics.spec, done_metrics.seed))
-    metrics = [] if done_metrics is None else [done_metrics]
-    events = rundir.GrowingCsv(run_dir / "events.csv")  # by far the largest file: formatted once per pair
-    if done_events is not None:  # metrics.csv is written last: events of unfinished pairs are stale
-        labels = {a.label: a.spec for a in setup.algorithms}
-        finished = [(labels.get(a), s) in done for a, s in zip(done_events.algorithm, done_events.seed)]
-        events.add(done_events[finished])
+@dataclass(frozen=True)
+class Done:
+    """What a run folder already holds: finished pairs' metrics, the event log, the schedules."""
+
+    metrics: pd.DataFrame | None
+    events: pd.DataFrame | None
+    schedules: dict[str, Any]
+
+
+def read_done(run_dir: Path) -> Done:
     schedule_file = run_dir / "schedule.json"
     schedules = read_json_file(schedule_file, RUN_FOLDER) if schedule_file.exists() else {}
     if not isinstance(schedules, dict):
         raise ValueError(f"{schedule_file}: expected a JSON object of participants per pair; {RUN_FOLDER}")
+    return Done(_read_csv(run_dir / "metrics.csv", ("algorithm", "spec", "seed", "iteration")),
+                _read_csv(run_dir / "events.csv", ("algorithm", "seed")), schedules)
+
+
+def run_all(setup: Setup, run_dir: Path, progress: bool, done: Done | None = None, first_federated=None) -> Path:
+    """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair. A
+    staged run folder is renamed into place once the first pair's data is in hand (the
+    last refusal a bad config can meet), so the returned folder may differ from ``run_dir``.
+    ``first_federated``: the first seed's partition, when the caller made it already."""
+    done = done or read_done(run_dir)
+    finished_pairs = set() if done.metrics is None else set(zip(done.metrics.spec, done.metrics.seed))
+    metrics = [] if done.metrics is None else [done.metrics]
+    events = rundir.GrowingCsv(run_dir / "events.csv")  # by far the largest file: formatted once per pair
+    if done.events is not None:  # metrics.csv is written last: events of unfinished pairs are stale
+        labels = {a.label: a.spec for a in setup.algorithms}
+        kept = [(labels.get(a), s) in finished_pairs for a, s in zip(done.events.algorithm, done.events.seed)]
+        events.add(done.events[kept])
+    schedules = dict(done.schedules)
     for seed in setup.config.seeds:
-        federated = None
+        federated, first_federated = first_federated, None  # None: partitioned when first needed
         for algorithm in setup.algorithms:
-            if (algorithm.spec, seed) in done:
+            if (algorithm.spec, seed) in finished_pairs:
                 continue
             federated = federated or federate(setup, seed)
             if rundir.is_staged(run_dir):
                 run_dir = rundir.publish(run_dir)
                 log.info("run folder: %s", run_dir)
-                schedule_file = run_dir / "schedule.json"
+                log.info("data: %r", setup.dataset)
                 events.path = run_dir / "events.csv"
             path = checkpoint_path(run_dir, algorithm.spec, seed)
             rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
@@ -177,7 +193,7 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
             events.add(algo_events)
             schedules[f"{algorithm.spec}|{seed}"] = participants
             events.write()
-            rundir.atomic_write_json(schedule_file, schedules)
+            rundir.atomic_write_json(run_dir / "schedule.json", schedules)
             # last: a pair counts as finished once it is in metrics.csv
             rundir.atomic_write_csv(run_dir / "metrics.csv", pd.concat(metrics, ignore_index=True))
             path.unlink(missing_ok=True)

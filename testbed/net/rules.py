@@ -171,7 +171,7 @@ def _check_node(src: str, node: str, attrs: dict) -> None:
         if "compute_ms" in attrs and "compute_trace" in attrs:
             raise ValueError(f"{where}: give either 'compute_ms' or 'compute_trace', not both")
         if "compute_ms" in attrs:
-            _nonneg(where, "compute_ms", attrs["compute_ms"])
+            _nonneg(where, "compute_ms", attrs["compute_ms"], what="compute time")
         if "compute_trace" in attrs:
             _text(where, "compute_trace", attrs["compute_trace"])
         if "slowdown" in attrs:
