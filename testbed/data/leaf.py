@@ -50,8 +50,8 @@ def load_femnist(root: str | os.PathLike | None = None) -> Dataset:
     def images(split: LeafSplit, where: Path) -> torch.Tensor:
         try:
             flat = np.asarray(split.x, dtype=np.float32)
-        except ValueError as err:  # ragged rows
-            raise ValueError(f"{where}: every FEMNIST x must be a list of 784 numbers ({err})") from err
+        except (ValueError, TypeError, OverflowError) as err:  # ragged rows, text, numbers past float32
+            raise ValueError(f"{where}: every FEMNIST x must be a list of 784 numbers ({err})") from None
         if flat.ndim != 2 or flat.shape[1] != 28 * 28:
             raise ValueError(f"{where}: FEMNIST x must be lists of 784 numbers, got array shape {flat.shape}")
         return images_to_tensor(flat.reshape(-1, 1, 28, 28), None, layout="NCHW", source=str(where))
@@ -149,12 +149,13 @@ def _read_leaf_json(path: Path) -> dict:
     from testbed.files import read_input_bytes
 
     raw = read_input_bytes(path, "a LEAF file is JSON (.json or .json.gz)")
-    try:
-        if path.name.endswith(".gz"):
+    if path.name.endswith(".gz"):
+        try:
             raw = gzip.decompress(raw)
+        except Exception as err:  # a damaged stream fails in any of gzip's or zlib's ways
+            raise ValueError(f"{path}: not a readable gzip file ({err})") from None
+    try:
         doc = json.loads(raw.decode("utf-8"))
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise ValueError(f"{path}: not a readable gzip file ({err})") from None
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: byte {err.start} is not UTF-8; LEAF files are UTF-8 JSON") from None
     except json.JSONDecodeError as err:

@@ -253,8 +253,6 @@ def load_npz(
 
 def _read_npz(file: Path) -> dict[str, np.ndarray]:
     """Every array of an npz; a truncated, empty or pickled file is refused naming it."""
-    import zipfile
-
     key = None
     try:
         loaded = np.load(file, allow_pickle=False)
@@ -273,8 +271,8 @@ def _read_npz(file: Path) -> dict[str, np.ndarray]:
             raise
         raise ValueError(f"{file}: not a readable .npz (not a zip archive of .npy arrays); write it with "
                          f"numpy.savez_compressed") from None
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
-        raise ValueError(f"{file}: not a readable .npz ({err or type(err).__name__}); write it with "
+    except Exception as err:  # a damaged archive fails in any of zipfile's, zlib's or numpy's ways
+        raise ValueError(f"{file}: not a readable .npz ({type(err).__name__}: {err}); write it with "
                          f"numpy.savez_compressed") from None
 
 
