@@ -8,7 +8,6 @@ new network. With the same seed this equals a fresh run on that network.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import pandas as pd
 from testbed.experiment import rundir
 from testbed.experiment.algorithms import resolve_all
 from testbed.experiment.config import ExperimentConfig
-from testbed.experiment.runner import RUN_FOLDER, NetworkTimer, cost_structure, finish, make_clock, write_traces
+from testbed.experiment.rundir import RUN_FOLDER
+from testbed.experiment.runner import NetworkTimer, cost_structure, finish, make_clock, write_traces
 from testbed.readers import read_csv_file, read_json_file, require_keys
 
 log = logging.getLogger("testbed.experiment")

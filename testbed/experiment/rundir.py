@@ -11,18 +11,23 @@ import os
 import platform
 import shutil
 import subprocess
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from testbed.files import (GrowingCsv, atomic_write_bytes, atomic_write_csv, atomic_write_json,
                            atomic_write_text, folder_lock, fsync_dir, pid_alive,
                            remove_temporaries)
 from testbed.paths import inside, safe_name
+from testbed.readers import read_csv_file, read_json_file, require_keys
 
 __all__ = ["GrowingCsv", "atomic_write_bytes", "atomic_write_csv", "atomic_write_json", "atomic_write_text",
            "discard", "is_staged", "new_run_dir", "point_latest", "provenance", "publish", "remove_temporaries", "safe_name"]
 
+RUN_FOLDER = "is this a run folder written by `testbed experiment`?"
 PACKAGES = ("hsgd-testbed", "torch", "torchvision", "numpy", "simpy", "networkx", "pandas", "plotly")
 
 
@@ -131,3 +136,39 @@ def git_revision() -> str | None:
         return None
     dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def read_saved_config(run_dir: Path):
+    """The :class:`ExperimentConfig` a run folder's config.json holds."""
+    from testbed.experiment.config import ExperimentConfig
+
+    config_file = Path(run_dir) / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file}: missing; --resume takes a run folder made by `testbed experiment`")
+    info = require_keys(config_file, read_json_file(config_file, RUN_FOLDER), ("config",), RUN_FOLDER)
+    if not isinstance(info["config"], dict):
+        raise ValueError(f"{config_file}: key 'config' is not an object of config keys; {RUN_FOLDER}")
+    return ExperimentConfig.from_saved(info["config"], where=str(config_file))
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a run folder already holds: finished pairs' metrics, the event log, the schedules."""
+
+    metrics: pd.DataFrame | None
+    events: pd.DataFrame | None
+    schedules: dict[str, Any]
+
+
+def read_done(run_dir: Path) -> Done:
+    """The files of a run folder that a resume continues, read strictly (refusals name the file)."""
+    schedule_file = run_dir / "schedule.json"
+    schedules = read_json_file(schedule_file, RUN_FOLDER) if schedule_file.exists() else {}
+    if not isinstance(schedules, dict):
+        raise ValueError(f"{schedule_file}: expected a JSON object of participants per pair; {RUN_FOLDER}")
+    return Done(_read_csv(run_dir / "metrics.csv", ("algorithm", "spec", "seed", "iteration")),
+                _read_csv(run_dir / "events.csv", ("algorithm", "seed")), schedules)
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame | None:
+    return read_csv_file(path, RUN_FOLDER, required) if path.exists() else None

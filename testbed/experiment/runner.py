@@ -25,14 +25,13 @@ import testbed
 from testbed.experiment.algorithms import Algorithm, resolve_all
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.modelcost import model_shape, measure_compute_ms, model_bytes
 from testbed.experiment.progress import Progress
 from testbed.experiment import rundir
 from testbed.paths import inside
-from testbed.readers import read_csv_file, read_json_file, require_keys
 from testbed.simulate import Callback, resolve_device
 
 log = logging.getLogger("testbed.experiment")
-RUN_FOLDER = "is this a run folder written by `testbed experiment`?"
 LARGE_EVENT_LOG = 10**6  # rows of one pair's event log worth a hint (pandas writes ~4e5 rows/s)
 
 
@@ -98,7 +97,7 @@ def prepare(config: ExperimentConfig) -> Setup:
     if config.dataset == "synthetic":
         options = dict(n_workers=n, alpha=config.synthetic_alpha, beta=config.synthetic_beta, seed=0)
     dataset = load_dataset(config.dataset, root=config.data_root or None, **options)
-    model = build_model(config.model, **_model_shape(dataset))  # fails now on an unknown model name
+    model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
     if config.deterministic:
         # cuBLAS needs a fixed workspace for reproducible GEMMs; set before the first CUDA call
@@ -129,14 +128,8 @@ def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     """Continue a killed run: finished algorithm x seed pairs are kept, the interrupted
     one restarts from its last checkpoint, the rest run as usual."""
     run_dir = Path(run_dir)
-    config_file = run_dir / "config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{config_file}: missing; --resume takes a run folder made by `testbed experiment`")
-    info = require_keys(config_file, read_json_file(config_file, RUN_FOLDER), ("config",), RUN_FOLDER)
-    if not isinstance(info["config"], dict):
-        raise ValueError(f"{config_file}: key 'config' is not an object of config keys; {RUN_FOLDER}")
-    config = ExperimentConfig.from_saved(info["config"], where=str(config_file))
-    done = read_done(run_dir)  # before anything runs: a damaged folder is refused at once
+    config = rundir.read_saved_config(run_dir)
+    done = rundir.read_done(run_dir)  # before anything runs: a damaged folder is refused at once
     setup = prepare(config)
     log.info("resuming %s", run_dir)
     for stale in rundir.remove_temporaries(run_dir):  # left by the killed process's writes
@@ -144,30 +137,12 @@ def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     return run_all(setup, run_dir, progress, done)
 
 
-@dataclass(frozen=True)
-class Done:
-    """What a run folder already holds: finished pairs' metrics, the event log, the schedules."""
-
-    metrics: pd.DataFrame | None
-    events: pd.DataFrame | None
-    schedules: dict[str, Any]
-
-
-def read_done(run_dir: Path) -> Done:
-    schedule_file = run_dir / "schedule.json"
-    schedules = read_json_file(schedule_file, RUN_FOLDER) if schedule_file.exists() else {}
-    if not isinstance(schedules, dict):
-        raise ValueError(f"{schedule_file}: expected a JSON object of participants per pair; {RUN_FOLDER}")
-    return Done(_read_csv(run_dir / "metrics.csv", ("algorithm", "spec", "seed", "iteration")),
-                _read_csv(run_dir / "events.csv", ("algorithm", "seed")), schedules)
-
-
-def run_all(setup: Setup, run_dir: Path, progress: bool, done: Done | None = None, first_federated=None) -> Path:
+def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | None = None, first_federated=None) -> Path:
     """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair. A
     staged run folder is renamed into place once the first pair's data is in hand (the
     last refusal a bad config can meet), so the returned folder may differ from ``run_dir``.
     ``first_federated``: the first seed's partition, when the caller made it already."""
-    done = done or read_done(run_dir)
+    done = done or rundir.read_done(run_dir)
     finished_pairs = set() if done.metrics is None else set(zip(done.metrics.spec, done.metrics.seed))
     metrics = [] if done.metrics is None else [done.metrics]
     events = rundir.GrowingCsv(run_dir / "events.csv")  # by far the largest file: formatted once per pair
@@ -201,10 +176,6 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: Done | None = Non
     return run_dir
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame | None:
-    return read_csv_file(path, RUN_FOLDER, required) if path.exists() else None
-
-
 def finish(run_dir: Path) -> Path:
     from testbed.report import build_report
 
@@ -221,7 +192,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     cfg = setup.config
     with torch.random.fork_rng(devices=[]):  # the same initial model for every algorithm of a seed
         torch.manual_seed(seed)
-        model = build_model(cfg.model, **_model_shape(setup.dataset))
+        model = build_model(cfg.model, **model_shape(setup.dataset))
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
     timer = NetworkTimer(clock)
     callbacks: list[Callback] = [timer]
@@ -348,7 +319,7 @@ def federate(setup: Setup, seed: int):
 def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
     from testbed.models import build_model
 
-    model = build_model(setup.config.model, **_model_shape(setup.dataset))
+    model = build_model(setup.config.model, **model_shape(setup.dataset))
     algorithms = [
         {
             "spec": a.spec, "label": a.label, "tree": _nested(a.tree), "periods": a.tree.periods,
@@ -386,45 +357,6 @@ def write_traces(run_dir: Path, topology) -> None:
         rundir.atomic_write_csv(inside(run_dir / "traces", rundir.safe_name(name) + ".csv"), frame)
 
 
-def model_bytes(model: torch.nn.Module, bytes_per_param: int) -> int:
-    """Bytes on the wire per model: every parameter and floating buffer (BN statistics)."""
-    floats = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
-    return int(sum(t.numel() for t in floats) * bytes_per_param)
-
-
-def measure_compute_ms(model: torch.nn.Module, dataset, device: torch.device, batch_size: int, repeats: int = 10) -> float:
-    """Median wall time of one forward+backward+update of one worker's model on the device."""
-    x = dataset.x_train[:batch_size].to(device)
-    y = dataset.y_train[:batch_size].to(device)
-    import copy
-
-    probe = copy.deepcopy(model).to(device).train()
-    opt = torch.optim.SGD(probe.parameters(), lr=1e-3)
-    times = []
-    for k in range(repeats + 2):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(probe(x), y).backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if k >= 2:  # the first calls pay for allocation and kernel selection
-            times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
-
-
-def _model_shape(dataset) -> dict[str, int]:
-    x = dataset.x_train
-    shape = {"num_classes": int(dataset.num_classes)}
-    if x.dim() == 4:
-        shape.update(in_channels=int(x.shape[1]), input_size=int(x.shape[2]))
-    else:
-        shape.update(in_features=int(np.prod(x.shape[1:])))
-    return shape
-
-
 def _nested(tree) -> list:
     def rec(server_id: int):
         s = tree.servers[server_id]
@@ -434,6 +366,4 @@ def _nested(tree) -> list:
 
 
 def _graph_json(graph: nx.Graph) -> str:
-    import json
-
     return json.dumps(nx.node_link_data(graph, edges="links"), indent=1, default=str) + "\n"
