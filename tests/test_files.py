@@ -113,3 +113,20 @@ def test_a_run_folder_is_staged_hidden_then_published_or_discarded(tmp_path):
     dead.mkdir()
     rundir.new_run_dir(tmp_path, "star", "quick", {})
     assert not dead.exists(), "a killed process's staged folder is removed by the next run"
+
+
+@pytest.mark.parametrize("errno_code, exit_code", [(28, 1), (30, 1), (13, 2)])  # ENOSPC, EROFS, EACCES
+def test_a_refused_write_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys, errno_code, exit_code):
+    """Disk full, read-only or forbidden while writing a run folder: one line, no traceback."""
+    from testbed import files
+    from testbed.cli import main
+
+    def refuse(fd):
+        raise OSError(errno_code, os.strerror(errno_code), "metrics.csv")
+
+    monkeypatch.setattr(files.os, "fsync", refuse)
+    code = main(["experiment", "--topo", "star", "--reports", str(tmp_path), "--no-progress", "--set", "iterations=2",
+                 "--set", "seeds=0", "--set", "algorithms=local:2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == exit_code and err[-1] == f"testbed experiment: error: metrics.csv: {os.strerror(errno_code)}"
+    assert not list(tmp_path.rglob("*.tmp")), "the failed write removed its temporary file"

@@ -277,14 +277,20 @@ def read_trace(file: Path) -> Trace:
 
 
 def _note_statuses(metrics: pd.DataFrame, notes: list[str]) -> None:
-    """Surface status messages (e.g. divergence) the runner left on a run's last row."""
-    if "status" not in metrics.columns:
-        return
-    # An all-empty status column is read as float NaN, so normalise cell by cell.
-    text = metrics["status"].map(lambda v: "" if pd.isna(v) else str(v).strip())
-    rows = metrics[~text.str.lower().isin(_NORMAL_STATUS)]
-    for (label, seed), group in rows.groupby(["algorithm", "seed"], sort=False):
-        notes.append(f"{label}, seed {int(seed)}: {text[group.index[-1]]}")
+    """Surface status messages (e.g. divergence) the runner left on a run's last row, and
+    accuracies missing from rows that give no reason."""
+    text = pd.Series("", index=metrics.index)
+    if "status" in metrics.columns:
+        # An all-empty status column is read as float NaN, so normalise cell by cell.
+        text = metrics["status"].map(lambda v: "" if pd.isna(v) else str(v).strip())
+        rows = metrics[~text.str.lower().isin(_NORMAL_STATUS)]
+        for (label, seed), group in rows.groupby(["algorithm", "seed"], sort=False):
+            notes.append(f"{label}, seed {int(seed)}: {text[group.index[-1]]}")
+    unexplained = metrics[metrics["test_acc"].isna() & text.str.lower().isin(_NORMAL_STATUS)]
+    if len(unexplained):
+        first = unexplained.iloc[0]
+        notes.append(f"{METRICS_FILE}: {len(unexplained)} row(s) have no test accuracy and no status, first "
+                     f"{first['algorithm']}, seed {int(first['seed'])}, iteration {int(first['iteration'])}")
 
 
 def _opt_str(value: Any) -> str | None:
