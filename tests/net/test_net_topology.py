@@ -217,7 +217,7 @@ RULES = {
     "leaf server": "server 's9' is a leaf with no workers below it",
     "mixed depth": "worker 'w9' sits 1 aggregation level(s) below the cloud but worker 'w0' sits 2",
     "compute twice": "node 'w2': give either 'compute_ms' or 'compute_trace', not both",
-    "negative compute": "node 'w2': 'compute_ms' is -1; a value cannot be negative",
+    "negative compute": "node 'w2': 'compute_ms' is -1; a compute time cannot be negative",
     "bad slowdown": "node 'w2': 'slowdown' must be a number > 0, got 0",
     "self loop": "edge ('w2', 'w2') is a self-loop",
 }
