@@ -1,4 +1,5 @@
-"""Seeded fuzzing of the readers a user feeds: topology, trace, config, LEAF and npz files.
+"""Seeded fuzzing of the readers a user feeds: topology (JSON, GraphML, GML), trace, config,
+LEAF and npz files.
 
 Each case is a valid file with random mutations (bytes flipped, cut, repeated, nasty tokens
 spliced in). A reader must either accept it or refuse it with a one-line ValueError that
@@ -19,6 +20,9 @@ import pytest
 
 from testbed.cli import main, one_line
 
+# a warning is one more line on stderr, and an unclosed file a leak: both fail the test
+pytestmark = pytest.mark.filterwarnings("error")
+
 CASES_PER_KIND = 100
 BOUND_S = 5  # per case: a reader that takes longer is taken to hang
 NASTY = [b"1e308", b"-1", b"nan", b"Infinity", b"\xb2", b"1_0", b"\xff\xfe", b'"', b"{", b"]", b"null", b"true",
@@ -38,6 +42,16 @@ CONFIG = json.dumps({"iterations": 20, "lr": 0.05, "seeds": [0, 1], "algorithms"
                      "batch_size": 8, "participation": 0.5, "partition": "dirichlet", "dirichlet_alpha": 0.3}).encode()
 LEAF = json.dumps({"users": ["a", "b"], "num_samples": [1, 2],
                    "user_data": {"a": {"x": [[0.5] * 784], "y": [3]}, "b": {"x": [[0.0] * 784, [1.0] * 784], "y": [0, 61]}}}).encode()
+
+
+def _as(suffix: str) -> bytes:
+    """TOPOLOGY written as GraphML or GML by networkx."""
+    import networkx as nx
+
+    graph = nx.node_link_graph(json.loads(TOPOLOGY), edges="edges")
+    buffer = io.BytesIO()
+    (nx.write_graphml if suffix == "graphml" else nx.write_gml)(graph, buffer)
+    return buffer.getvalue()
 
 
 def _npz() -> bytes:
@@ -115,6 +129,8 @@ def _cli(argv: list[str], path: Path) -> None:
 # kind -> (valid file, its name inside the case folder, the reader)
 KINDS: dict[str, tuple[bytes, str, Callable[[Path], None]]] = {
     "topology": (TOPOLOGY, "fuzz.json", _topology),
+    "graphml": (_as("graphml"), "fuzz.graphml", _topology),
+    "gml": (_as("gml"), "fuzz.gml", _topology),
     "trace": (TRACE, "fuzz.csv", _trace),
     "config": (CONFIG, "fuzz.json", _config),
     "leaf": (LEAF, "leaf/train/fuzz.json", _leaf),

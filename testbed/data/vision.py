@@ -255,14 +255,15 @@ def _read_npz(file: Path) -> dict[str, np.ndarray]:
     """Every array of an npz; a truncated, empty or pickled file is refused naming it."""
     key = None
     try:
-        loaded = np.load(file, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy array
-            raise ValueError(f"{file}: a single .npy array, not an .npz archive of named arrays")
-        with loaded as npz:
-            arrays = {}
-            for key in npz.files:
-                arrays[key] = npz[key]
-            return arrays
+        with open(file, "rb") as f:  # ours to close, whatever numpy makes of it
+            loaded = np.load(f, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy array
+                raise ValueError(f"{file}: a single .npy array, not an .npz archive of named arrays")
+            with loaded as npz:
+                arrays = {}
+                for key in npz.files:
+                    arrays[key] = npz[key]
+                return arrays
     except ValueError as err:
         if "allow_pickle" in str(err) and key is not None:
             raise ValueError(f"{file}: array {key!r} holds Python objects (a pickle); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import networkx as nx
@@ -29,7 +30,9 @@ def read_graph(path: str | os.PathLike) -> nx.Graph:
             return _read_node_link(path)
         if suffix == ".graphml":
             try:
-                g = nx.read_graphml(path)
+                with warnings.catch_warnings():  # "no key type ... using string": the rules check every value next
+                    warnings.simplefilter("ignore")
+                    g = nx.read_graphml(path)
             except ValueError as err:  # a typed <data> value that does not convert
                 raise ValueError(_graphml_bad_value(path) or str(err)) from None
             for key in ("node_default", "edge_default"):  # reader artefacts, not user data
@@ -39,7 +42,8 @@ def read_graph(path: str | os.PathLike) -> nx.Graph:
         return nx.parse_gml(_ascii_lines(path))
     except IsADirectoryError:
         raise ValueError(f"{path}: is a folder, not a topology file") from None
-    except (ValueError, KeyError, TypeError, nx.NetworkXError, SyntaxError, RecursionError) as err:
+    except (ValueError, KeyError, TypeError, IndexError, LookupError, nx.NetworkXError, SyntaxError,
+            RecursionError) as err:  # what the parsers raise on damaged files (LookupError: an unknown encoding)
         text = str(err) if not isinstance(err, RecursionError) else "nested too deeply for a topology"
         if text.startswith(f"{path}: "):  # already names the file
             raise ValueError(text) from None
