@@ -1,5 +1,5 @@
 """Seeded fuzzing of the readers a user feeds: topology (JSON, GraphML, GML), trace, config,
-LEAF and npz files.
+LEAF and npz files, and the measurement files `trace import` reads.
 
 Each case is a valid file with random mutations (bytes flipped, cut, repeated, nasty tokens
 spliced in). A reader must either accept it or refuse it with a one-line ValueError that
@@ -42,6 +42,16 @@ CONFIG = json.dumps({"iterations": 20, "lr": 0.05, "seeds": [0, 1], "algorithms"
                      "batch_size": 8, "participation": 0.5, "partition": "dirichlet", "dirichlet_alpha": 0.3}).encode()
 LEAF = json.dumps({"users": ["a", "b"], "num_samples": [1, 2],
                    "user_data": {"a": {"x": [[0.5] * 784], "y": [3]}, "b": {"x": [[0.0] * 784, [1.0] * 784], "y": [0, 61]}}}).encode()
+
+
+PING_SERIES = (b"source,dest,size,time,source_region,dest_region\nnode-10,node-2,64,90.3,EU,US\n"
+               b"node-10,node-2,64,90.1,EU,US\nnode-2,node-10,64,90.5,US,EU\nnode-2,node-3,64,0.25,US,US\n")
+IPERF = (b"timestamp,run_id,from_cloud,from_region,to_cloud,to_region,bitrate_Bps,avgrtt,gcp_vm,aws_vm\n"
+         b"2022-02-14T09:00:00Z,b,AWS,us-east-1,AWS,us-east-2,742391808.0,11.338,,t3.nano\n"
+         b"2022-02-14T08:00:00Z,a,AWS,us-east-1,AWS,us-east-2,800000000.0,11.0,,t3.nano\n")
+PING_TABLE = (b"source,destination,timestamp,min,avg,max,mdev\nhome,near,1700000010,11.0,12.5,14.0,0.9\n"
+              b"home,far,2023-11-14T22:13:20Z,70,78.5,90,3\n")
+MATRIX = json.dumps({"data": {"us-east-1": {"us-east-2": 15.2, "eu-west-1": 64}}}).encode()
 
 
 def _as(suffix: str) -> bytes:
@@ -112,6 +122,14 @@ def _npz_file(path: Path) -> None:
     load_npz(path=path)
 
 
+def _importer(name: str) -> Callable[[Path], None]:
+    """A `trace import` reader (nothing written: the conversion to files is not fuzzed)."""
+    from testbed.net import importers, measurements
+
+    return {"ping-series": measurements.read_ping_series, "iperf": measurements.read_iperf_results,
+            "ping-table": importers.read_ping_table, "matrix": importers.read_latency_matrix}[name]
+
+
 def _cli(argv: list[str], path: Path) -> None:
     """The command line in-process: exit 0, or exit 2 turned back into the ValueError it reports."""
     import contextlib
@@ -135,6 +153,10 @@ KINDS: dict[str, tuple[bytes, str, Callable[[Path], None]]] = {
     "config": (CONFIG, "fuzz.json", _config),
     "leaf": (LEAF, "leaf/train/fuzz.json", _leaf),
     "npz": (_npz(), "fuzz.npz", _npz_file),
+    "ping-series": (PING_SERIES, "ping.csv", _importer("ping-series")),
+    "iperf": (IPERF, "iperf.csv", _importer("iperf")),
+    "ping-table": (PING_TABLE, "table.csv", _importer("ping-table")),
+    "matrix": (MATRIX, "matrix.json", _importer("matrix")),
 }
 
 

@@ -181,6 +181,13 @@ def _read_leaf_json(path: Path) -> dict:
     return doc
 
 
+def _is_label(value: object) -> bool:
+    """A whole number: a bool is an int to Python, and int() would cut 3.7 to 3."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
 def read_leaf_dir(directory: Path) -> LeafSplit:
     """Read every ``*.json`` / ``*.json.gz`` file in ``directory``, in name order."""
     xs: list = []
@@ -206,8 +213,7 @@ def read_leaf_dir(directory: Path) -> LeafSplit:
                     + "; they must be equal"
                 )
             for k, label in enumerate(data["y"]):
-                # a bool is an int to Python, and int() would cut 3.7 to 3: only whole labels pass
-                if isinstance(label, bool) or not (isinstance(label, int) or (isinstance(label, float) and label.is_integer())):
+                if not _is_label(label):
                     raise ValueError(f"{path}: user {user!r}, y[{k}] = {label!r} is not a class label (a whole number)")
             xs.extend(data["x"])
             ys.extend(int(v) for v in data["y"])

@@ -42,8 +42,9 @@ def read_graph(path: str | os.PathLike) -> nx.Graph:
         return nx.parse_gml(_ascii_lines(path))
     except IsADirectoryError:
         raise ValueError(f"{path}: is a folder, not a topology file") from None
-    except (ValueError, KeyError, TypeError, IndexError, LookupError, nx.NetworkXError, SyntaxError,
-            RecursionError) as err:  # what the parsers raise on damaged files (LookupError: an unknown encoding)
+    # what the parsers raise on damaged files (LookupError: an unknown XML encoding)
+    except (ValueError, KeyError, TypeError, IndexError, LookupError, AttributeError, SyntaxError, RecursionError,
+            nx.NetworkXError) as err:
         text = str(err) if not isinstance(err, RecursionError) else "nested too deeply for a topology"
         if text.startswith(f"{path}: "):  # already names the file
             raise ValueError(text) from None
