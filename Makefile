@@ -11,11 +11,11 @@ REPORTS ?= reports
 RUN    ?= $(REPORTS)/$(or $(TOPO),edge3level)/latest
 
 .DEFAULT_GOAL := help
-.PHONY: help install experiment report retime test test-slow bench browser clean
+.PHONY: help install experiment report retime compare test test-slow bench browser clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: TOPO=$(or $(TOPO),<the preset's>) PRESET=$(PRESET) SET=\"key=value ...\" RUN=$(RUN) TRACE=\"NAME=path.csv ...\" RESUME=run-folder BENCH_ARGS=--quick"
+	@echo "  variables: TOPO=$(or $(TOPO),<the preset's>) PRESET=$(PRESET) SET=\"key=value ...\" RUN=$(RUN) TRACE=\"NAME=path.csv ...\" RESUME=run-folder RUNS=\"run run ...\" BENCH_ARGS=--quick"
 
 install: $(STAMP)  ## create .venv and install the package with its dev extra
 
@@ -35,6 +35,9 @@ endif
 
 report: $(STAMP)  ## rebuild report.html of RUN (default: the latest run on TOPO)
 	$(BIN)/testbed report $(RUN)
+
+compare: $(STAMP)  ## one report over several run folders, RUNS="reports/a reports/b" (curves, time to target, provenance side by side)
+	$(BIN)/testbed compare $(RUNS)
 
 retime: $(STAMP)  ## re-price RUN under TRACE="NAME=path.csv ..." (and network keys, SET="tcp_model=fluid") without retraining
 	$(BIN)/testbed retime $(RUN) $(foreach t,$(TRACE),--trace $(t)) $(foreach s,$(SET),--set $(s))

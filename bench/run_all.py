@@ -2,7 +2,8 @@
 
     python bench/run_all.py [--quick] [--device auto]
 
-``--quick`` is a smoke run on a tiny budget (nothing saved); otherwise each script
+``--quick`` (or ``TESTBED_SMOKE=1`` in the environment, as the README test sets it) is a
+smoke run on a tiny budget (nothing saved); otherwise each script
 appends its rows to bench/results/<device>.json. Each script runs in its own process,
 so one's allocations and threads do not colour the next one's timings.
 """
@@ -10,6 +11,7 @@ so one's allocations and threads do not colour the next one's timings.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +24,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budget, nothing saved (the make-target smoke test)")
     parser.add_argument("--device", default="auto", help="device for the engine benchmark (auto, cpu, cuda)")
     args = parser.parse_args()
-    quick = ["--quick"] if args.quick else []
+    smoke = os.environ.get("TESTBED_SMOKE", "").strip() not in ("", "0")
+    quick = ["--quick"] if args.quick or smoke else []
     runs = [["engine.py", "--device", args.device, *quick], ["network.py", *quick]]
     for script, *script_args in runs:
         print(f"== {script} {' '.join(script_args)}", flush=True)

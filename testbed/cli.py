@@ -18,23 +18,29 @@ SUBCOMMAND_MODULES = (
     "testbed.net.cli",
     "testbed.theory.cli",
 )
+# The module of each command whose module is known to be light: `testbed topo show` then
+# imports only the network layer, not torch (seconds). Other commands load every module.
+COMMAND_MODULES = {"topo": "testbed.net.cli", "trace": "testbed.net.cli", "bound": "testbed.theory.cli"}
 
 
 class UserError(ValueError):
     """Bad input from the user: reported as one line and exit code 2, never a traceback."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or only of ``command`` where its module is in COMMAND_MODULES."""
     parser = argparse.ArgumentParser(prog="testbed", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
+    modules = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else SUBCOMMAND_MODULES
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     if not getattr(args, "func", None):

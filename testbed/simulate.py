@@ -1,9 +1,23 @@
 """``testbed.simulate``: multi-level H-SGD (Algorithm 1 generalised to M levels) as a library call.
 
-    result = testbed.simulate(model, worker_data, tree=[[0, 1], [2, 3]], periods=[10, 2],
-                              iterations=200, lr=0.05, batch_size=32, eval_data=(x, y))
-    result.metrics        # DataFrame: iteration, train_loss, test_loss, test_acc
+    result = testbed.simulate("mlp", worker_data, tree=[[0, 1], [2, 3]], periods=[10, 2],
+                              iterations=200, lr=0.05, batch_size=32, eval_data=(x, y), seed=0)
+    result.metrics        # DataFrame: iteration, worker_loss, global_train_loss, test_loss, test_acc
     result.global_state   # state_dict of the global average model
+
+    result = testbed.simulate("mlp", worker_data, tree="hsgd", network="edge3level", compute_ms=5)
+    result.metrics        # ... plus sim_time_s and its breakdown (compute_s, comm_<tier>_s, wait_s)
+    result.events         # the clock's event log
+
+The model is a name of ``testbed.models`` or a function returning a module (both built
+with ``seed``, so the same seed gives the same run), or a module whose weights are used
+as they are.
+
+Every evaluation is of the global average model: between global rounds that is the
+*virtual* average of all workers (no server holds it), taken with the global weights.
+``worker_loss`` is the weighted mean of the workers' own minibatch losses at that step
+(local models on local data: near zero with one class per worker); ``global_train_loss``
+is the global model's loss on a fixed, seeded sample of every worker's training data.
 
 Semantics: after local iteration t, every server whose period divides t averages its
 subtree and the average replaces its members' models; averages are hierarchical (each
@@ -47,6 +61,7 @@ class TrainConfig:
     participation: float = 1.0  # fraction of each bottom group taking part per round
     eval_every: int | None = None  # None: about 20 evaluation points
     seed: int = 0
+    train_eval_samples: int = 2048  # training samples (the same number per worker, drawn once) for global_train_loss; 0: off
 
     def __post_init__(self):
         _check_int("iterations", self.iterations, minimum=1)
@@ -65,6 +80,7 @@ class TrainConfig:
         if self.eval_every is not None:
             _check_int("eval_every", self.eval_every, minimum=1)
         _check_int("seed", self.seed, minimum=0)
+        _check_int("train_eval_samples", self.train_eval_samples, minimum=0)
 
     @property
     def eval_interval(self) -> int:
@@ -94,12 +110,16 @@ class SimulationResult:
     tree: AggregationTree
     config: TrainConfig
     extras: dict[str, Any] = field(default_factory=dict)
+    events: pd.DataFrame | None = None  # the clock's event log when priced on a network
+
+
+ModelSource = nn.Module | str | Callable[[], nn.Module]
 
 
 def simulate(
-    model: nn.Module,
+    model: ModelSource,
     worker_data: Any,
-    tree: NestedTree | AggregationTree,
+    tree: NestedTree | AggregationTree | str | None = None,
     periods: PeriodSpec | None = None,
     iterations: int = 100,
     lr: float = 0.1,
@@ -116,22 +136,47 @@ def simulate(
     engine: str = "batched",
     callbacks: Sequence[Callback] = (),
     resume: dict[str, Any] | None = None,
+    network: Any = None,
+    compute_ms: float | None = None,
+    train_eval_samples: int = 2048,
 ) -> SimulationResult:
     """Train ``model`` on every worker under the aggregation ``tree`` (see module docstring).
 
+    ``model``: a model name (``testbed.models.MODEL_NAMES``, shaped from the data) or a
+    function returning a module, built with ``seed``; or a module, trained from its weights.
     ``worker_data``: a list of (x, y) pairs, one per worker, or an object with a
     ``worker_data`` list (and optionally ``test_data`` used when ``eval_data`` is None).
     ``loss(output, target)`` must return per-sample losses (default cross-entropy).
     ``resume``: a ``HSGDRun.state_dict()`` (from a checkpoint) to continue from.
+    ``network``: a topology (shipped name, file, networkx graph) to price the run on, as
+    ``testbed experiment`` does; ``tree`` is then an algorithm spec on it ('hsgd' by
+    default, 'local:P', 'hsgd:G,I@0,2') and ``compute_ms`` the compute time per iteration
+    (None: the topology's). Adds sim_time_s and its breakdown to ``metrics``, and ``events``.
+    ``train_eval_samples``: training samples for ``global_train_loss`` (0: not measured).
     """
-    config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed)
+    config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed,
+                         train_eval_samples)
+    pairs = list(getattr(worker_data, "worker_data", worker_data))
+    model = initial_model(model, worker_data, pairs, seed)
+    pricing = None
+    if network is not None:
+        from testbed.experiment.api import price_on_network
+
+        if periods is not None:
+            raise ValueError("periods: with network=, the periods come from the algorithm spec given as tree")
+        pricing = price_on_network(network, "hsgd" if tree is None else tree, model, compute_ms, seed)
+        tree, callbacks = pricing.tree, [*callbacks, pricing.timer]
+    elif tree is None or isinstance(tree, str):
+        raise ValueError(f"tree: an algorithm spec ({tree!r}) needs network=; without one, give the tree "
+                         f"as nested worker lists with periods, or an AggregationTree")
+    elif compute_ms is not None:
+        raise ValueError("compute_ms: prices iterations on a network; give network= too")
     if not isinstance(tree, AggregationTree):
         if periods is None:
             raise ValueError("periods: required unless tree is an AggregationTree")
         tree = AggregationTree(tree, periods)
     if eval_data is None:
         eval_data = getattr(worker_data, "test_data", None)
-    pairs = list(getattr(worker_data, "worker_data", worker_data))
     if len(pairs) != tree.n_workers:
         raise ValueError(f"worker_data has {len(pairs)} workers but the tree has {tree.n_workers}")
     if engine not in ENGINES:
@@ -139,7 +184,32 @@ def simulate(
     dev = resolve_device(device)
     data = WorkerData.stack(pairs, dev)
     run = HSGDRun(model, data, tree, config, loss or per_sample_cross_entropy, ENGINES[engine], dev, eval_data)
-    return run.run(callbacks, resume)
+    result = run.run(callbacks, resume)
+    if pricing is not None:
+        result.events = pricing.events()
+    return result
+
+
+def initial_model(model: ModelSource, worker_data: Any, pairs: list, seed: int) -> nn.Module:
+    """The model training starts from: a module as given, else built with ``seed`` (the
+    caller's torch RNG is left as it was), so the same seed gives the same initial weights."""
+    if isinstance(model, nn.Module):
+        return model
+    if isinstance(model, str):
+        from testbed.models import build_model
+
+        x = pairs[0][0] if pairs else torch.empty(0, 1)
+        shape = getattr(worker_data, "input_shape", tuple(x.shape[1:]))
+        classes = getattr(worker_data, "num_classes", None) or 1 + max((int(y.max()) for _, y in pairs if len(y)), default=0)
+        return build_model(model, num_classes=int(classes), input_shape=shape, seed=seed)
+    if not callable(model):
+        raise ValueError(f"model: expected a torch module, a model name or a function returning a module, got {model!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        built = model()
+    if not isinstance(built, nn.Module):
+        raise ValueError(f"model: the function returned {type(built).__name__}, not a torch module")
+    return built
 
 
 class HSGDRun:
@@ -150,10 +220,12 @@ class HSGDRun:
         self.template = model
         self.engine = engine_cls(model, data, loss, config.momentum, config.weight_decay, device)
         self.sample_counts = data.counts.cpu().numpy()
+        self.loss = loss
         # ---- seeding: every random component gets its own generator from one seed ----
-        batch_seq, participation_seq = np.random.SeedSequence(config.seed).spawn(2)
+        batch_seq, participation_seq, train_sample_seq = np.random.SeedSequence(config.seed).spawn(3)
         self.sampler = MinibatchSampler(data, config.batch_size, int(batch_seq.generate_state(1)[0]))
         self.participation_rng = np.random.default_rng(participation_seq)
+        self.train_sample = train_sample(data, config.train_eval_samples, np.random.default_rng(train_sample_seq))
         self.data = data
         self.eval_data = None if eval_data is None else tuple(torch.as_tensor(t).to(device) for t in eval_data)
         self._eval_model = None
@@ -182,7 +254,7 @@ class HSGDRun:
             status = _divergence(losses, participants, t)
             if status:
                 log.warning("%s", status)
-                row = {"iteration": t, "train_loss": float("nan"), "status": status}
+                row = {"iteration": t, "worker_loss": float("nan"), "status": status}
                 for cb in callbacks:
                     cb.on_eval(row)
                 self.rows.append(row)
@@ -233,10 +305,26 @@ class HSGDRun:
         weights = self._global_weights(participants)
         active = torch.as_tensor(weights > 0, device=losses.device)
         w = torch.as_tensor(weights, dtype=losses.dtype, device=losses.device)
-        row: dict[str, Any] = {"iteration": t, "train_loss": float((torch.where(active, losses, 0) * w).sum())}
+        row: dict[str, Any] = {"iteration": t, "worker_loss": float((torch.where(active, losses, 0) * w).sum())}
+        model = self._model_with(self.engine.global_state(weights))
+        if self.train_sample is not None:
+            row["global_train_loss"] = self._global_train_loss(model)
         if self.eval_data is not None:
-            row.update(evaluate(self._model_with(self.engine.global_state(weights)), *self.eval_data))
+            row.update(evaluate(model, *self.eval_data))
         return row
+
+    @torch.no_grad()
+    def _global_train_loss(self, model: nn.Module) -> float:
+        """The global model's loss on the fixed training sample: each worker's mean loss,
+        combined with the global weights of full participation (the objective f)."""
+        rows, owner = self.train_sample
+        losses = torch.cat([self.loss(model(self.data.x[rows[i:i + 2048]]), self.data.y[rows[i:i + 2048]])
+                            for i in range(0, len(rows), 2048)])
+        n = self.data.n_workers
+        per_worker = torch.zeros(n, dtype=losses.dtype, device=losses.device).index_add_(0, owner, losses)
+        per_worker /= torch.bincount(owner, minlength=n).clamp(min=1).to(losses.dtype)
+        weights = torch.as_tensor(self._global_weights(None), dtype=losses.dtype, device=losses.device)
+        return float((per_worker * weights).sum())
 
     def global_model(self) -> nn.Module:
         """The current global average model, in eval mode (a shared copy: do not keep it)."""
@@ -249,6 +337,20 @@ class HSGDRun:
             self._eval_model = copy.deepcopy(self.template).to(self.device)
         self._eval_model.load_state_dict(state)
         return self._eval_model.eval()
+
+
+def train_sample(data: WorkerData, budget: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Rows of the training data for ``global_train_loss``: up to ``budget // n`` per worker
+    (at least one), without replacement, drawn once; (row indices, owning worker)."""
+    if budget == 0:
+        return None
+    counts = data.counts.cpu().numpy()
+    offsets = data.offsets.cpu().numpy()
+    per_worker = max(1, budget // len(counts))
+    picks = [offsets[j] + rng.choice(c, size=min(per_worker, c), replace=False) for j, c in enumerate(counts)]
+    owner = np.repeat(np.arange(len(counts)), [len(p) for p in picks])
+    device = data.x.device
+    return torch.as_tensor(np.concatenate(picks), device=device), torch.as_tensor(owner, device=device)
 
 
 @torch.no_grad()

@@ -29,7 +29,7 @@ def installed():
 def test_help_is_the_default_target(installed):
     out = make()
     assert out.returncode == 0, out.stderr
-    for target in ("install", "experiment", "report", "retime", "test", "test-slow", "bench", "browser", "clean", "netval"):
+    for target in ("install", "experiment", "report", "retime", "compare", "test", "test-slow", "bench", "browser", "clean", "netval"):
         assert f"make {target}" in out.stdout
 
 
@@ -53,6 +53,10 @@ def test_experiment_report_and_retime(installed, tmp_path):
     out = make("retime", f"RUN={report.parent}", "SET=tcp_model=fluid tcp_idle=keep")  # network keys only
     assert out.returncode == 0, out.stderr[-2000:]
     assert len(list((tmp_path / "star").glob("*-retime-*"))) == 2
+    runs = " ".join(str(p) for p in [report.parent, *sorted((tmp_path / "star").glob("*-retime-*"))])
+    out = make("compare", f"RUNS={runs}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert Path(out.stdout.strip().splitlines()[-1]).parent == tmp_path / "compare"
     out = make("retime", f"RUN={report.parent}", "SET=lr=0.5")
     assert out.returncode != 0 and "--set lr: a re-time changes only how the network prices the run" in out.stderr
 

@@ -114,7 +114,7 @@ def test_metrics_and_federated_object_input():
         test_data = workers([40])[0]
 
     result = testbed.simulate(linear_model(), Federated(), [[0, 1], [2, 3]], [4, 2], iterations=12, lr=0.1, batch_size=4, eval_every=4)
-    assert list(result.metrics.columns) == ["iteration", "train_loss", "test_loss", "test_acc"]
+    assert list(result.metrics.columns) == ["iteration", "worker_loss", "global_train_loss", "test_loss", "test_acc"]
     assert list(result.metrics.iteration) == [4, 8, 12]
     assert result.metrics.test_acc.between(0, 1).all()
     model = linear_model()
@@ -184,3 +184,31 @@ def test_an_infinite_loss_is_caught_as_divergence():
     result = testbed.simulate(linear_model(), workers([6, 6, 6, 6]), [0, 1, 2, 3], [2], iterations=500, lr=0.5, loss=loss, eval_every=50)
     assert "training loss is inf" in result.extras["status"]
     assert result.metrics.iteration.iloc[-1] < 500
+
+
+def test_global_train_loss_is_the_global_models_loss_on_a_fixed_sample():
+    """One class per worker: each local model fits its own class (small worker_loss) while
+    the global average does not; global_train_loss is the global model's, and the sample
+    is drawn once per seed (same seed: same numbers; the sample size changes the estimate)."""
+    data = [(torch.randn(30, 6) + 3 * torch.eye(6)[c % 6], torch.full((30,), c % 6)) for c in range(6)]
+    kwargs = dict(tree=[0, 1, 2, 3, 4, 5], periods=[50], iterations=50, lr=0.5, batch_size=8, eval_every=25,
+                  eval_data=data[0], device="cpu", seed=1)
+
+    def linear():
+        torch.manual_seed(0)  # the same initial model every time
+        return nn.Linear(6, 6)
+
+    a = testbed.simulate(linear(), data, **kwargs)
+    b = testbed.simulate(linear(), data, **kwargs)
+    assert a.metrics.global_train_loss.tolist() == b.metrics.global_train_loss.tolist()
+    before_round = a.metrics.set_index("iteration").loc[25]
+    assert before_round.worker_loss < 0.5 * before_round.global_train_loss
+    # full sample: exactly the global model's mean cross-entropy over every worker's data
+    full = testbed.simulate(linear(), data, train_eval_samples=10_000, **kwargs)
+    model = nn.Linear(6, 6)
+    model.load_state_dict(full.global_state)
+    with torch.no_grad():
+        expected = np.mean([float(F.cross_entropy(model(x), y)) for x, y in data])
+    assert full.metrics.global_train_loss.iloc[-1] == pytest.approx(expected, rel=1e-5)
+    off = testbed.simulate(linear(), data, train_eval_samples=0, **kwargs)
+    assert "global_train_loss" not in off.metrics.columns

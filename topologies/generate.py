@@ -47,7 +47,7 @@ def _two_groups_of_five(g: nx.Graph, cloud: str, server: str, worker: str, uplin
     g.add_node(cloud, role="cloud", period=50)
     for k in range(2):
         local = server.format(k)
-        g.add_node(local, role="server", period=5)
+        g.add_node(local, role="server", period=5, tier="local")
         g.add_edge(cloud, local, **uplink)
         for j in range(5):
             w = worker.format(5 * k + j)
@@ -78,11 +78,11 @@ def edge3level() -> nx.Graph:
     g.add_node("use1", role="cloud", period=40)
     regions = [("use2", USE1_USE2), ("eu", US_EU), ("ap", US_AP)]
     for region, trace in regions:
-        g.add_node(region, role="server", period=10)
+        g.add_node(region, role="server", period=10, tier="regional")
         g.add_edge("use1", region, rtt_trace=trace, bandwidth_mbps=DC_MBPS)
         for e in range(2):
             edge = f"{region}-edge{e}"
-            g.add_node(edge, role="server", period=2)
+            g.add_node(edge, role="server", period=2, tier="edge")
             g.add_edge(region, edge, latency_ms=METRO_MS, bandwidth_mbps=DC_MBPS)
             for j in range(4):
                 g.add_node(f"{edge}-home{j}", role="worker", compute_ms=COMPUTE_MS)
@@ -106,7 +106,7 @@ def edge_mec() -> nx.Graph:
     g.add_edge("cloud", "cloud-region", rtt_trace=US_EU, bandwidth_mbps=DC_MBPS)
     for s in range(4):
         site = f"site{s}"
-        g.add_node(site, role="server", period=2)
+        g.add_node(site, role="server", period=2, tier="edge")
         g.add_edge("cloud-region", site, latency_ms=METRO_MS, bandwidth_mbps=SITE_WAN_MBPS)
         for j in range(4):
             g.add_node(f"{site}-w{j}", role="worker", compute_ms=COMPUTE_MS)

@@ -13,7 +13,9 @@ while H-SGD averages at the edge first and sends one model per group up.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from testbed.tree import AggregationTree
 
@@ -26,6 +28,7 @@ class Algorithm:
     label: str  # for the report
     tree: AggregationTree  # the algorithm's aggregation tree over the topology's workers
     server_topology_ids: tuple[int, ...]  # algorithm server id -> the topology tree's server id
+    same_schedule_as: str | None = None  # spec of an earlier algorithm with this very schedule: trained once
 
     @property
     def global_period(self) -> int:
@@ -45,11 +48,10 @@ def resolve(spec: str, topology_tree: AggregationTree) -> Algorithm:
         return _collapse(spec, f"local SGD P={periods[0]}", topology_tree, (0,), periods)
     if name == "hsgd":
         if not arg:
-            keep = tuple(range(levels_total))
+            keep = spec_levels(spec, levels_total)
             return _collapse(spec, "H-SGD " + _label_periods(topology_tree.periods), topology_tree, keep, None)
-        period_text, _, level_text = arg.partition("@")
-        periods = _ints(spec, period_text)
-        keep = tuple(_ints(spec, level_text)) if level_text else tuple(range(len(periods)))
+        periods = _ints(spec, arg.partition("@")[0])
+        keep = spec_levels(spec, len(periods))
         if len(keep) != len(periods):
             raise ValueError(f"algorithm {spec!r}: {len(periods)} periods for {len(keep)} levels")
         if keep[0] != 0 or list(keep) != sorted(set(keep)) or keep[-1] >= levels_total:
@@ -60,6 +62,16 @@ def resolve(spec: str, topology_tree: AggregationTree) -> Algorithm:
         where = "" if keep == tuple(range(levels_total)) else " @ levels " + ",".join(map(str, keep))
         return _collapse(spec, f"H-SGD ({','.join(map(str, periods))}){where}", topology_tree, keep, periods)
     raise ValueError(f"algorithm {spec!r}: unknown; use local:P, hsgd, hsgd:P1,P2,... or hsgd:G,I@0,2")
+
+
+def spec_levels(spec: str, n_levels: int) -> tuple[int, ...]:
+    """The topology server levels a spec aggregates at, given how many levels the
+    algorithm has: ``local:P`` the cloud, ``...@0,2`` the listed ones, else the top ``n_levels``."""
+    name, _, arg = spec.strip().partition(":")
+    if name == "local":
+        return (0,)
+    level_text = arg.partition("@")[2]
+    return tuple(_ints(spec, level_text)) if level_text else tuple(range(n_levels))
 
 
 def default_specs(topology_tree: AggregationTree) -> list[str]:
@@ -79,7 +91,44 @@ def resolve_all(specs: tuple[str, ...], topology_tree: AggregationTree) -> list[
     labels = [a.label for a in algorithms]
     if len(set(labels)) != len(labels):
         raise ValueError(f"algorithms: two specs describe the same algorithm ({labels})")
-    return algorithms
+    return _mark_same_schedules(algorithms)
+
+
+def _mark_same_schedules(algorithms: list[Algorithm]) -> list[Algorithm]:
+    """Two algorithms that aggregate the same workers at the same servers with the same
+    periods (on star: H-SGD (10) and local SGD P=10) train and price identically: the
+    later one is trained once, as the earlier, and says so in its label."""
+    first: dict[str, Algorithm] = {}
+    marked = []
+    for a in algorithms:
+        key = repr((nested_tree(a.tree), a.tree.periods, a.server_topology_ids))
+        twin = first.setdefault(key, a)
+        if twin is not a:
+            a = dataclasses.replace(a, label=f"{a.label} (same schedule as {twin.label})", same_schedule_as=twin.spec)
+        marked.append(a)
+    return marked
+
+
+def describe_algorithms(algorithms: list[Algorithm], topology) -> list[dict[str, Any]]:
+    """config.json's record of each algorithm as resolved on the topology."""
+    return [
+        {
+            "spec": a.spec, "label": a.label, "tree": nested_tree(a.tree), "periods": a.tree.periods,
+            "server_nodes": [topology.server_nodes[i] for i in a.server_topology_ids],
+            "is_local_sgd": a.is_local_sgd, "global_period": a.global_period, "same_schedule_as": a.same_schedule_as,
+        }
+        for a in algorithms
+    ]
+
+
+def nested_tree(tree: AggregationTree) -> list:
+    """The tree as nested lists of worker ids (the form ``AggregationTree`` takes)."""
+
+    def rec(server_id: int):
+        s = tree.servers[server_id]
+        return [rec(c) for c in s.children] if s.children else list(s.workers)
+
+    return rec(0)
 
 
 def _collapse(spec: str, label: str, tree: AggregationTree, keep: tuple[int, ...], periods: list[int] | None) -> Algorithm:

@@ -16,11 +16,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default: the preset's or config file's topology; the quick preset's is edge3level)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run from its last checkpoints")
     p.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default: quick)")
-    p.add_argument("--config", type=Path, metavar="FILE.json", help="config keys from a JSON file (applied over the preset, under --set)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable; lists comma-separated)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="config keys from a JSON or TOML file (applied over the preset, under --set)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable; lists comma-separated); `testbed config` lists every key")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="where run folders go (default: reports/)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
     p.set_defaults(func=run_experiment_command)
+
+    c = sub.add_parser("config", help="list every experiment config key with its type, default and meaning")
+    c.add_argument("--preset", default=None, help="show this preset's values as the defaults")
+    c.set_defaults(func=run_config_command)
 
     r = sub.add_parser("retime", help="re-price a finished run under other traces or another topology, without retraining")
     r.add_argument("run_dir", type=Path)
@@ -102,6 +107,13 @@ def check_against_topology(config: ExperimentConfig, where: Callable[[str], str]
                 f"{where('device')}: {config.device!r} is not available on this machine "
                 f"({available} {device.type} device(s)); use auto or cpu"
             )
+
+
+def run_config_command(args: argparse.Namespace) -> int:
+    from testbed.experiment.keys import format_keys
+
+    print(format_keys(base=preset(args.preset) if args.preset else ExperimentConfig()))
+    return 0
 
 
 def run_retime_command(args: argparse.Namespace) -> int:

@@ -50,7 +50,9 @@ class ExperimentConfig:
     partition: str = "natural"
     """iid | shards | dirichlet | natural."""
     shards_per_worker: int = 2
+    """Label shards each worker gets with partition=shards (1: one class per worker)."""
     dirichlet_alpha: float = 0.5
+    """Concentration of partition=dirichlet: small = each worker sees few labels."""
     synthetic_alpha: float = 1.0
     """FedProx Synthetic(alpha, beta): model heterogeneity."""
     synthetic_beta: float = 1.0
@@ -58,21 +60,30 @@ class ExperimentConfig:
     grouping: str = "as-given"
     """How workers are put under servers: as-given (the topology), random, group-iid, group-noniid."""
     model: str = "mlp"
+    """vgg11 | resnet18 | cifar_cnn | femnist_cnn | celeba_cnn | mlp | logreg."""
     iterations: int = 600
+    """Local iterations T every worker runs."""
     lr: float = 0.05
+    """Learning rate of every worker's SGD step."""
     batch_size: int = 16
     """Minibatch per worker and step; 0 = the full local set (gradient descent)."""
     momentum: float = 0.0
+    """SGD momentum; each worker keeps its own buffer through aggregations."""
     weight_decay: float = 0.0
+    """L2 penalty added to every gradient."""
     weighting: str = "uniform"
+    """How a server averages its children: uniform (Algorithm 1) or samples (by sample count)."""
     participation: float = 1.0
+    """Fraction of each bottom group taking part in a round (drawn per global round)."""
     eval_every: int = 20
+    """Evaluate the global average model every this many iterations (a metrics row)."""
     target_acc: float = 0.8
     """Test accuracy whose first crossing the time-to-target table reports."""
     compute_ms: float = -1.0
     """Per-iteration compute time per worker: -1 = the topology's node values, 0 = measure
     once on the device, > 0 = this many ms for every worker."""
     model_bytes_per_param: int = 4
+    """Bytes per parameter on the wire (4: float32)."""
     priced_params: int = 0
     """Parameters one model transfer is priced at: 0 = the trained model's own (parameters
     and floating buffers); > 0 = this many, so a big model's transfers (the paper's
@@ -101,7 +112,9 @@ class ExperimentConfig:
     traces: tuple[str, ...] = ()
     """Trace overrides 'NAME=path.csv': swap a link's measurements without editing the topology."""
     device: str = "auto"
+    """auto (cuda when available), cpu, cuda, cuda:K or mps."""
     engine: str = "batched"
+    """batched (all workers stepped as stacked tensors) or loop (the per-worker reference)."""
     deterministic: bool = False
     """Force deterministic kernels (torch.use_deterministic_algorithms): on GPUs, identical
     metrics from run to run at some speed cost. CPU runs are deterministic already."""

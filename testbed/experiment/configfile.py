@@ -15,13 +15,16 @@ from testbed.experiment.config import _shorten
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The keys of a JSON config file (an object of ExperimentConfig keys), strictly read:
-    NaN, Infinity and numbers that overflow are refused, like every other bad value, with
-    the file named."""
+    """The keys of a config file (a JSON object, or a TOML file of ExperimentConfig keys:
+    ``*.toml``), strictly read: NaN, Infinity and numbers that overflow are refused, like
+    every other bad value, with the file named; so are FIFOs and devices, which would
+    block or never end."""
     from testbed.files import read_input_bytes
 
     path = Path(path)
-    data = read_input_bytes(path, "--config takes a JSON file of config keys")
+    data = read_input_bytes(path, "--config takes a JSON or TOML file of config keys")
+    if path.suffix.lower() == ".toml":
+        return _read_toml(path, data)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -76,3 +79,18 @@ def _bounded_int(token: str) -> int:
     if digits > 1000:  # Python refuses to convert more than 4300 digits; no key wants a tenth of that
         raise _BadNumber(token, f"{_shorten(token)} has {digits} digits; no key takes an integer that long")
     return int(token)
+
+
+def _read_toml(path: Path, data: bytes) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        values = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}); config files are UTF-8") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: invalid TOML ({err})") from None
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{path}: {key} = {value} is not a number a config may hold; numbers must be finite")
+    return values

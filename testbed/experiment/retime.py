@@ -8,16 +8,19 @@ new network. With the same seed this equals a fresh run on that network.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 
 from testbed.experiment import rundir
-from testbed.experiment.algorithms import resolve_all
+from testbed.experiment.algorithms import describe_algorithms, nested_tree, resolve_all
 from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
 from testbed.experiment.rundir import RUN_FOLDER
 from testbed.experiment.runner import NetworkTimer, cost_structure, finish, make_clock, write_traces
+from testbed.experiment.tidy import event_rows, metrics_frame
 from testbed.readers import read_csv_file, read_json_file, require_keys
 
 log = logging.getLogger("testbed.experiment")
@@ -38,25 +41,29 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     ``network``: ``key=value`` settings of :data:`NETWORK_KEYS` (e.g. ``tcp_model=fluid``)."""
     from testbed.net import load_topology
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # the real folder, not the `latest` link it may come through
     for item in network or []:
         key = item.partition("=")[0].strip()
         if key not in NETWORK_KEYS:
             raise ValueError(f"--set {key}: a re-time changes only how the network prices the run; "
                              f"allowed: {', '.join(NETWORK_KEYS)} (other keys change training: run the experiment again)")
     info = require_keys(run_dir / "config.json", _read_json(run_dir / "config.json"),
-                        ("config", "worker_nodes", "model_bytes"), RUN_FOLDER)
+                        ("config", "algorithms", "worker_nodes", "model_bytes"), RUN_FOLDER)
+    if not isinstance(info["algorithms"], list) or not all(isinstance(a, dict) and "spec" in a for a in info["algorithms"]):
+        raise ValueError(f"{run_dir / 'config.json'}: 'algorithms' must be a list of objects with a 'spec'; {RUN_FOLDER}")
     old = ExperimentConfig.from_saved(info["config"], where=f"{run_dir / 'config.json'}")
     traces = {**old.trace_overrides, **(trace_overrides or {})}
-    config = dataclasses.replace(old, topology=topology or old.topology, traces=tuple(f"{k}={v}" for k, v in traces.items()))
+    trained = info["algorithms"]  # as resolved on the trained topology ('auto' expanded there)
+    config = dataclasses.replace(old, topology=topology or old.topology, traces=tuple(f"{k}={v}" for k, v in traces.items()),
+                                 algorithms=tuple(a["spec"] for a in trained))
     config = config.with_overrides(list(network or []))
     topo = load_topology(config.topology, trace_overrides=config.trace_overrides)
     unused = sorted(set(trace_overrides or {}) - set(topo.traces))
     if unused:
         raise ValueError(f"--trace {unused[0]}: not a trace of {topo.source}; it uses {sorted(topo.traces) or 'no traces'}")
-    algorithms = {a.spec: a for a in resolve_all(config.algorithms, topo.tree)}
     if topo.tree.n_workers != len(info["worker_nodes"]):
-        raise ValueError(f"topology {config.topology}: has {topo.tree.n_workers} workers, the run had {len(info['worker_nodes'])}")
+        raise ValueError(f"--topo {config.topology}: has {topo.tree.n_workers} workers, the run had {len(info['worker_nodes'])}")
+    algorithms = {a.spec: a for a in _same_training(trained, topo, config.topology)}
     metrics = read_csv_file(run_dir / "metrics.csv", RUN_FOLDER, ("spec", "seed", "iteration"))
     unknown = sorted(set(metrics.spec.astype(str)) - set(algorithms))
     if unknown:
@@ -68,42 +75,70 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
 
     staging = rundir.new_run_dir(reports_root or run_dir.parent.parent, topo.name, "retime", config.to_dict())
     try:
-        log.info("re-timing %s into %s", run_dir, staging)
-        frames, events = [], []
-        for (spec, seed), rows in metrics.groupby(["spec", "seed"], sort=False):
-            algorithm = algorithms[spec]
-            clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config, int(seed))
-            timer = NetworkTimer(clock)
-            timer.load_state_dict({"participants": schedules.get(f"{spec}|{seed}", {})})
-            stamped = []
-            for t in sorted(set(rows.iteration.astype(int))):
-                timer.replay(t)  # the same iterations, aggregations and participants, on the new network
-                row = {"iteration": t}
-                timer.on_eval(row)
-                stamped.append(row)
-            times = pd.DataFrame(stamped)
-            kept = rows[[c for c in rows.columns if not _is_time_column(c)]]
-            frames.append(kept.merge(times, on="iteration", how="left")[_order(rows.columns, times.columns)])
-            ev = clock.events_frame()
-            ev.insert(0, "algorithm", algorithm.label)
-            ev.insert(1, "seed", int(seed))
-            events.append(ev)
-
-        costs = cost_structure(topo, info["model_bytes"], config)
-        info.update(config=config.to_dict(), topology=topo.name, retimed_from=str(run_dir), round_costs=costs.to_dict(),
-                    **rundir.provenance())
-        info["preset"] = "retime"
-        rundir.atomic_write_json(staging / "config.json", info)
-        rundir.atomic_write_text(staging / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))
-        write_traces(staging, topo)
-        rundir.atomic_write_json(staging / "schedule.json", schedules)
-        rundir.atomic_write_csv(staging / "events.csv", pd.concat(events, ignore_index=True))
-        rundir.atomic_write_csv(staging / "metrics.csv", pd.concat(frames, ignore_index=True))
-        out = rundir.publish(staging)
+        out = _write_retimed(run_dir, staging, topology, topo, config, info, algorithms, metrics, schedules)
     finally:
         rundir.discard(staging)  # only if still staged: a refusal leaves nothing behind
     finish(out)
     return out
+
+
+def _write_retimed(run_dir: Path, staging: Path, topology: str | None, topo, config: ExperimentConfig, info: dict,
+                   algorithms: dict, metrics: pd.DataFrame, schedules: dict) -> Path:
+    """Price every pair again on ``topo``, write the files into ``staging`` and rename it into
+    place; returns the final folder."""
+    log.info("re-timing %s into %s", run_dir, staging)
+    frames, events = [], []
+    for (spec, seed), rows in metrics.groupby(["spec", "seed"], sort=False):
+        algorithm = algorithms[spec]
+        clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config, int(seed))
+        timer = NetworkTimer(clock)
+        timer.load_state_dict({"participants": schedules.get(f"{spec}|{seed}", {})})
+        stamped = []
+        for t in sorted(set(rows.iteration.astype(int))):
+            timer.replay(t)  # the same iterations, aggregations and participants, on the new network
+            row = {"iteration": t}
+            timer.on_eval(row)
+            stamped.append(row)
+        times = pd.DataFrame(stamped)
+        kept = rows[[c for c in rows.columns if not _is_time_column(c)]]
+        frames.append(kept.merge(times, on="iteration", how="left")[_order(rows.columns, times.columns)])
+        events.append(event_rows(clock, topo, algorithm.label, int(seed)))
+
+    costs = cost_structure(topo, info["model_bytes"], config)
+    info.update(config=config.to_dict(), topology=topo.name, retimed_from=str(run_dir), round_costs=costs.to_dict(),
+                algorithms=describe_algorithms(list(algorithms.values()), topo), worker_nodes=list(topo.worker_nodes),
+                **rundir.provenance())
+    info["preset"] = "retime"
+    rundir.atomic_write_json(staging / "config.json", info)
+    rundir.atomic_write_text(staging / COLUMNS_FILE, columns_markdown())
+    rundir.atomic_write_text(staging / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))
+    write_traces(staging, topo)
+    rundir.atomic_write_json(staging / "schedule.json", schedules)
+    rundir.atomic_write_csv(staging / "events.csv", pd.concat(events, ignore_index=True))
+    rundir.atomic_write_csv(staging / "metrics.csv", metrics_frame(frames, topo.tiers))
+    return rundir.publish(staging)
+
+
+def _same_training(trained: list[dict], topo, where: str) -> list:
+    """The run's algorithms resolved on ``topo``, refused (before anything is written) where
+    the topology would average other groups than the run trained with: the curves would
+    not be this network's. Local SGD averages everyone at once, whatever the tree."""
+    specs = tuple(a["spec"] for a in trained)
+    try:
+        resolved = resolve_all(specs, topo.tree)
+    except ValueError as err:
+        raise ValueError(f"--topo {where}: cannot price the run's algorithms there: {err}") from None
+    for saved, algorithm in zip(trained, resolved):
+        if saved.get("is_local_sgd") and algorithm.is_local_sgd:
+            continue
+        now = {"tree": nested_tree(algorithm.tree), "periods": algorithm.tree.periods}
+        if json.loads(json.dumps(now)) != {"tree": saved.get("tree"), "periods": saved.get("periods")}:
+            raise ValueError(
+                f"--topo {where}: {saved.get('label', saved['spec'])} would aggregate {now['tree']} with periods "
+                f"{now['periods']} there, but trained with {saved.get('tree')} and {saved.get('periods')}; a re-time keeps the training, so the "
+                f"topology must group the workers the same way (run the experiment on it instead)"
+            )
+    return resolved
 
 
 def _order(original: pd.Index, time_columns: pd.Index) -> list[str]:

@@ -25,7 +25,8 @@ from testbed.paths import inside, safe_name
 from testbed.readers import read_csv_file, read_json_file, require_keys
 
 __all__ = ["GrowingCsv", "atomic_write_bytes", "atomic_write_csv", "atomic_write_json", "atomic_write_text",
-           "discard", "is_staged", "new_run_dir", "point_latest", "provenance", "publish", "remove_temporaries", "safe_name"]
+           "config_hash", "discard", "is_staged", "new_run_dir", "point_latest", "provenance", "publish",
+           "remove_temporaries", "safe_name"]
 
 RUN_FOLDER = "is this a run folder written by `testbed experiment`?"
 PACKAGES = ("hsgd-testbed", "torch", "torchvision", "numpy", "simpy", "networkx", "pandas", "plotly")
@@ -39,7 +40,7 @@ def new_run_dir(reports_root: Path, topology: str, tag: str, config: dict[str, A
     ``reports/<topology>/.<time>-<tag>-<hash>.<pid>.staging/`` (the hash names the config).
     :func:`publish` renames it into place once training starts, :func:`discard` removes it
     after a refusal: a refused run leaves nothing behind."""
-    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:6]
+    digest = config_hash(config)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = inside(Path(reports_root), topology)
     base.mkdir(parents=True, exist_ok=True)
@@ -93,11 +94,17 @@ def remove_stale_staging(base: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def config_hash(config: dict[str, Any]) -> str:
+    """Six hex digits naming a resolved config (in run folder names and comparisons)."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:6]
+
+
 def point_latest(run_dir: Path) -> None:
     """Make ``<topology>/latest`` (a symlink) and ``LATEST.txt`` (for where links fail)
     name this run. Both change under one lock, so two runs finishing together cannot
-    leave them naming different runs."""
-    run_dir = Path(run_dir)
+    leave them naming different runs. ``run_dir`` may be given through ``latest`` itself
+    (a resume): the link names the real folder."""
+    run_dir = Path(run_dir).resolve()
     with folder_lock(run_dir.parent / ".latest.lock"):
         link = run_dir.parent / "latest"
         tmp = run_dir.parent / f".latest.{os.getpid()}.tmp"

@@ -7,7 +7,6 @@ evaluation row carries its simulated wall-clock time and its breakdown.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -22,12 +21,17 @@ import pandas as pd
 import torch
 
 import testbed
-from testbed.experiment.algorithms import Algorithm, resolve_all
+from testbed.experiment.algorithms import Algorithm, describe_algorithms, resolve_all
+from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
+from testbed.experiment.tidy import event_rows, metrics_frame, refuse_old_columns
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig
-from testbed.experiment.modelcost import model_shape, measure_compute_ms, model_bytes
+from testbed.experiment.keys import in_config_terms
+from testbed.experiment.placement import federate
 from testbed.experiment.progress import Progress
+from testbed.experiment.smoke import shrink_config, shrink_dataset
 from testbed.experiment import rundir
+from testbed.experiment.modelcost import measure_compute_ms, model_bytes, model_shape
 from testbed.paths import inside
 from testbed.simulate import Callback, resolve_device
 
@@ -90,13 +94,18 @@ def prepare(config: ExperimentConfig) -> Setup:
     from testbed.models import build_model
     from testbed.net import load_topology
 
+    config = shrink_config(config)  # TESTBED_SMOKE: the README test's tiny budget
     topology = load_topology(config.topology, trace_overrides=config.trace_overrides)
     algorithms = resolve_all(config.algorithms, topology.tree)
     n = topology.tree.n_workers
     options: dict[str, Any] = {}
     if config.dataset == "synthetic":
         options = dict(n_workers=n, alpha=config.synthetic_alpha, beta=config.synthetic_beta, seed=0)
-    dataset = load_dataset(config.dataset, root=config.data_root or None, **options)
+    try:
+        dataset = load_dataset(config.dataset, root=config.data_root or None, **options)
+    except ValueError as err:  # the data layer names its own arguments; answer in config keys
+        raise type(err)(in_config_terms(str(err), config.dataset)) from None
+    dataset = shrink_dataset(dataset)
     model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
     if config.deterministic:
@@ -127,9 +136,10 @@ def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"
 def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     """Continue a killed run: finished algorithm x seed pairs are kept, the interrupted
     one restarts from its last checkpoint, the rest run as usual."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # the real folder, not the `latest` link it may come through
     config = rundir.read_saved_config(run_dir)
     done = rundir.read_done(run_dir)  # before anything runs: a damaged folder is refused at once
+    refuse_old_columns(done.metrics, run_dir / "metrics.csv")
     setup = prepare(config)
     log.info("resuming %s", run_dir)
     for stale in rundir.remove_temporaries(run_dir):  # left by the killed process's writes
@@ -139,41 +149,66 @@ def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
 
 def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | None = None, first_federated=None) -> Path:
     """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair. A
-    staged run folder is renamed into place once the first pair's data is in hand (the
-    last refusal a bad config can meet), so the returned folder may differ from ``run_dir``.
+    staged run folder is renamed into place when the first pair starts (the data was
+    checked before it was made), so the returned folder may differ from ``run_dir``.
     ``first_federated``: the first seed's partition, when the caller made it already."""
     done = done or rundir.read_done(run_dir)
-    finished_pairs = set() if done.metrics is None else set(zip(done.metrics.spec, done.metrics.seed))
-    metrics = [] if done.metrics is None else [done.metrics]
+    done_metrics, done_events = done.metrics, done.events
+    finished_pairs = set() if done_metrics is None else set(zip(done_metrics.spec, done_metrics.seed))
+    metrics = [] if done_metrics is None else [done_metrics]
     events = rundir.GrowingCsv(run_dir / "events.csv")  # by far the largest file: formatted once per pair
-    if done.events is not None:  # metrics.csv is written last: events of unfinished pairs are stale
+    if done_events is not None:  # metrics.csv is written last: events of unfinished pairs are stale
         labels = {a.label: a.spec for a in setup.algorithms}
-        kept = [(labels.get(a), s) in finished_pairs for a, s in zip(done.events.algorithm, done.events.seed)]
-        events.add(done.events[kept])
+        kept = [(labels.get(a), s) in finished_pairs for a, s in zip(done_events.algorithm, done_events.seed)]
+        events.add(done_events[kept])
     schedules = dict(done.schedules)
+    results: dict[tuple[str, int], tuple[pd.DataFrame, pd.DataFrame, dict]] = {}  # (spec, seed) -> trained pair
+
+    def trained(spec: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+        """A finished pair's rows, events and participants: this session's or a resumed run's."""
+        if (spec, seed) not in results:
+            label = next(a.label for a in setup.algorithms if a.spec == spec)
+            results[spec, seed] = (done_metrics[(done_metrics.spec == spec) & (done_metrics.seed == seed)],
+                                   done_events[(done_events.algorithm == label) & (done_events.seed == seed)],
+                                   schedules.get(f"{spec}|{seed}", {}))
+        return results[spec, seed]
+
     for seed in setup.config.seeds:
         federated, first_federated = first_federated, None  # None: partitioned when first needed
         for algorithm in setup.algorithms:
             if (algorithm.spec, seed) in finished_pairs:
                 continue
-            federated = federated or federate(setup, seed)
             if rundir.is_staged(run_dir):
                 run_dir = rundir.publish(run_dir)
                 log.info("run folder: %s", run_dir)
                 log.info("data: %r", setup.dataset)
                 events.path = run_dir / "events.csv"
             path = checkpoint_path(run_dir, algorithm.spec, seed)
-            rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
+            if algorithm.same_schedule_as:  # trained once: the twin's rows under this label
+                log.info("%s seed %d: the same schedule as %s, not trained again", algorithm.label, seed,
+                         algorithm.same_schedule_as)
+                rows, algo_events, participants = _relabel(trained(algorithm.same_schedule_as, seed), algorithm)
+            else:
+                federated = federated or federate(setup, seed)
+                rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
+            results[algorithm.spec, seed] = (rows, algo_events, participants)
             metrics.append(rows)
             events.add(algo_events)
             schedules[f"{algorithm.spec}|{seed}"] = participants
             events.write()
             rundir.atomic_write_json(run_dir / "schedule.json", schedules)
             # last: a pair counts as finished once it is in metrics.csv
-            rundir.atomic_write_csv(run_dir / "metrics.csv", pd.concat(metrics, ignore_index=True))
+            rundir.atomic_write_csv(run_dir / "metrics.csv", metrics_frame(metrics, setup.topology.tiers))
             path.unlink(missing_ok=True)
     finish(run_dir)
     return run_dir
+
+
+def _relabel(result: tuple[pd.DataFrame, pd.DataFrame, dict], algorithm: Algorithm):
+    rows, events, participants = (x.copy() for x in result)
+    rows["algorithm"], rows["spec"] = algorithm.label, algorithm.spec
+    events["algorithm"] = algorithm.label
+    return rows, events, participants
 
 
 def finish(run_dir: Path) -> Path:
@@ -190,9 +225,10 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     from testbed.models import build_model
 
     cfg = setup.config
-    with torch.random.fork_rng(devices=[]):  # the same initial model for every algorithm of a seed
-        torch.manual_seed(seed)
-        model = build_model(cfg.model, **model_shape(setup.dataset))
+
+    def model():  # simulate() builds it with the seed: the same initial model for every algorithm of a seed
+        return build_model(cfg.model, **model_shape(setup.dataset))
+
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
     timer = NetworkTimer(clock)
     callbacks: list[Callback] = [timer]
@@ -232,12 +268,10 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     rows.insert(0, "algorithm", algorithm.label)
     rows.insert(1, "spec", algorithm.spec)
     rows.insert(2, "seed", seed)
-    events = clock.events_frame()
+    events = event_rows(clock, setup.topology, algorithm.label, seed)
     if len(events) > LARGE_EVENT_LOG:
         log.info("%s seed %d: %d event rows (~%.0f s to write); events=aggregations keeps one per round",
                  algorithm.label, seed, len(events), len(events) / 4e5)
-    events.insert(0, "algorithm", algorithm.label)
-    events.insert(1, "seed", seed)
     return rows, events, timer.participants
 
 
@@ -269,6 +303,8 @@ def priced_topology(topology, algorithm: Algorithm):
     for node in topology.server_nodes:
         if node in periods:
             graph.nodes[node]["period"] = periods[node]
+            # the topology's tier, so the clock's columns and events name the same servers for every algorithm
+            graph.nodes[node]["tier"] = topology.tiers[topology.level[node]]
         else:
             graph.nodes[node].clear()
             graph.nodes[node]["role"] = "router"
@@ -279,64 +315,20 @@ def priced_topology(topology, algorithm: Algorithm):
     return priced
 
 
-def federate(setup: Setup, seed: int):
-    """Partition the dataset over the topology's workers, then place the partitions under
-    the servers by the configured grouping strategy."""
-    from testbed.data import group_workers, make_federated
-
-    cfg = setup.config
-    tree = setup.topology.tree
-    try:
-        federated = make_federated(
-            setup.dataset, tree.n_workers, scheme=cfg.partition, seed=seed, device=str(setup.device),
-            shards_per_worker=cfg.shards_per_worker, alpha=cfg.dirichlet_alpha,
-        )
-    except ValueError as err:  # the partition does not fit the data: say which data and key
-        source = f"dataset {cfg.dataset}" + (f" ({cfg.data_root})" if cfg.data_root else "")
-        raise ValueError(f"partition={cfg.partition} of {source} over {tree.n_workers} workers: {err}") from None
-    largest = max(len(y) for _, y in federated.worker_data)
-    if cfg.batch_size > largest:  # sampling a batch bigger than the data only repeats it, at great cost
-        raise ValueError(f"batch_size: {cfg.batch_size} is more than the largest worker's {largest} samples; "
-                         f"use at most {largest}, or 0 for each worker's full local set")
-    if cfg.grouping == "as-given":
-        return federated
-    groups = tree.level(tree.n_levels - 1)
-    labels = [y.cpu().numpy() for _, y in federated.worker_data]
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
-    placed = group_workers(labels, [len(s.workers) for s in groups], cfg.grouping, rng, setup.dataset.num_classes)
-    order = [p for group in placed for p in group]  # worker slot k (tree order) gets partition order[k]
-    slots = [w for s in groups for w in s.workers]
-    placement = [0] * tree.n_workers
-    for slot, part in zip(slots, order):
-        placement[slot] = part
-    return dataclasses.replace(
-        federated,
-        worker_data=[federated.worker_data[p] for p in placement],
-        indices=None if federated.indices is None else [federated.indices[p] for p in placement],
-    )
-
-
 def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
     from testbed.models import build_model
 
     model = build_model(setup.config.model, **model_shape(setup.dataset))
-    algorithms = [
-        {
-            "spec": a.spec, "label": a.label, "tree": _nested(a.tree), "periods": a.tree.periods,
-            "server_nodes": [setup.topology.server_nodes[i] for i in a.server_topology_ids],
-            "is_local_sgd": a.is_local_sgd, "global_period": a.global_period,
-        }
-        for a in setup.algorithms
-    ]
     info = {
         "config": setup.config.to_dict(), "preset": tag, "topology": setup.topology.name,
-        "algorithms": algorithms, "worker_nodes": list(setup.topology.worker_nodes),
+        "algorithms": describe_algorithms(setup.algorithms, setup.topology), "worker_nodes": list(setup.topology.worker_nodes),
         "model_params": sum(p.numel() for p in model.parameters()),
         "model_bytes": setup.model_bytes, "priced_params": setup.config.priced_params or None,
         "compute_ms": setup.compute_ms, "round_costs": cost_structure(setup.topology, setup.model_bytes, setup.config).to_dict(),
         "device": str(setup.device), **rundir.provenance(),
     }
     rundir.atomic_write_json(run_dir / "config.json", info)
+    rundir.atomic_write_text(run_dir / COLUMNS_FILE, columns_markdown())
     rundir.atomic_write_text(run_dir / "topology.json", _graph_json(setup.topology.graph))
     write_traces(run_dir, setup.topology)
 
@@ -355,14 +347,6 @@ def write_traces(run_dir: Path, topology) -> None:
     for name, trace in topology.traces.items():
         frame = pd.DataFrame({"t_s": trace.t_s, trace.column: trace.values})
         rundir.atomic_write_csv(inside(run_dir / "traces", rundir.safe_name(name) + ".csv"), frame)
-
-
-def _nested(tree) -> list:
-    def rec(server_id: int):
-        s = tree.servers[server_id]
-        return [rec(c) for c in s.children] if s.children else list(s.workers)
-
-    return rec(0)
 
 
 def _graph_json(graph: nx.Graph) -> str:

@@ -22,15 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rec = tsub.add_parser("record", help="measure an RTT trace over TCP against HOST:PORT")
     rec.add_argument("target", metavar="HOST:PORT")
     rec.add_argument("--count", type=int, required=True, help="number of probes")
-    rec.add_argument("--interval-s", type=float, default=1.0, help="seconds between probes (default 1)")
+    rec.add_argument("--interval-s", type=float, default=1.0, help="seconds between probes (default 1; the trace's t_s step)")
     rec.add_argument("--mode", choices=("connect", "echo"), default="connect",
                      help="connect: time the TCP handshake; echo: time a payload round trip (needs an echo server)")
     rec.add_argument("--timeout-s", type=float, default=5.0, help="per-probe timeout (default 5)")
     rec.add_argument("--out", type=Path, help="CSV file to write (default: print the CSV)")
     rec.set_defaults(func=_record)
 
-    show = tsub.add_parser("show", help="count, min, p50, p90, p99, max of a trace file")
-    show.add_argument("file", type=Path)
+    show = tsub.add_parser("show", help="count, min, p50, p90, p99, max of a trace (a file, or a name under traces/)")
+    show.add_argument("trace", metavar="NAME|FILE", help="a trace name as topologies give it (ec2_us_eu) or a CSV file")
     show.set_defaults(func=_show)
 
     imp = tsub.add_parser("import", help="convert measurements (ping series, iperf results, ping table, "
@@ -72,8 +72,17 @@ def _record(args: argparse.Namespace) -> int:
     from .traces import write_trace
 
     host, port = parse_host_port(args.target)
+    probe = {"connect": "TCP handshake", "echo": "payload echo"}[args.mode]
+    log.info("probing %s:%d: %d %s probes, one every %g s (about %s)", host, port, args.count, probe,
+             args.interval_s, _duration(args.interval_s * (args.count - 1)))
+    every = max(1, args.count // 10)  # about ten progress lines, whatever the count
+
+    def progress(k: int, rtt_ms: float | None) -> None:
+        if k % every == 0 or k == args.count:
+            log.info("probe %d/%d: %s", k, args.count, "failed" if rtt_ms is None else f"{rtt_ms:.3f} ms")
+
     trace = record_rtt(host, port, count=args.count, interval_s=args.interval_s, mode=args.mode,
-                       timeout_s=args.timeout_s)
+                       timeout_s=args.timeout_s, on_probe=progress)
     if args.out:
         write_trace(trace, args.out, precision=6)
         print(f"wrote {len(trace)} samples to {args.out}: " + _fmt(trace.summary()))
@@ -82,11 +91,18 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace) -> int:
-    from .traces import load_trace
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
-    trace = load_trace(args.file)
-    print(f"{args.file} ({trace.column}): " + _fmt(trace.summary()))
+
+def _show(args: argparse.Namespace) -> int:
+    from .traces import load_trace, resolve_trace_path
+
+    path = Path(args.trace)
+    if not path.is_file() and path.suffix != ".csv" and len(path.parts) == 1:
+        path = resolve_trace_path(args.trace, where="trace show")  # a name, as topologies give it
+    trace = load_trace(path)
+    print(f"{path} ({trace.column}): " + _fmt(trace.summary()))
     return 0
 
 

@@ -9,6 +9,10 @@ Breakdown, per worker w (exact identity, up to float rounding):
 
     clock_w = compute_w + sum_l comm_l_w + wait_w
 
+Per-level figures are named by the topology's tiers (``comm_<tier>_s``, e.g.
+``comm_cloud_s``, ``comm_edge_s``; ``level_k`` where the topology names none), so a
+column means the same servers whichever levels an algorithm aggregates at.
+
 * compute_w: the sum of w's iteration times (iterations it took part in);
 * comm_l_w: for each aggregation whose top server is at level l, the durations of the
   transfers on w's own path: its hop up and each server hop above it to the top server,
@@ -176,22 +180,27 @@ class NetworkClock:
         """Each worker's own clock (a copy)."""
         return self._clock.copy()
 
+    @property
+    def comm_columns(self) -> tuple[str, ...]:
+        """``comm_<tier>_s`` of each aggregation level, top first."""
+        return tuple(f"comm_{tier}_s" for tier in self.topology.tiers)
+
     def breakdown(self) -> dict[str, float]:
-        """Means over workers: compute_s, comm_l{l}_s per aggregation level l, comm_s (their
+        """Means over workers: compute_s, comm_<tier>_s per aggregation level, comm_s (their
         sum), wait_s; compute_s + comm_s + wait_s == elapsed_s (the mean worker clock)."""
         out = {"iteration": float(self.t), "now_s": self.now_s, "elapsed_s": float(self._clock.mean()),
                "compute_s": float(self._compute.mean())}
-        for l in range(self._comm.shape[1]):
-            out[f"comm_l{l}_s"] = float(self._comm[:, l].mean())
+        for l, column in enumerate(self.comm_columns):
+            out[column] = float(self._comm[:, l].mean())
         out["comm_s"] = float(self._comm.sum(axis=1).mean())
         out["wait_s"] = float(self._wait.mean())
         return out
 
     def worker_breakdown(self) -> dict[str, np.ndarray]:
-        """The same per worker (arrays of length n_workers): clock_s, compute_s, comm_l{l}_s, wait_s."""
+        """The same per worker (arrays of length n_workers): clock_s, compute_s, comm_<tier>_s, wait_s."""
         out = {"worker": np.arange(len(self._clock)), "clock_s": self._clock.copy(), "compute_s": self._compute.copy()}
-        for l in range(self._comm.shape[1]):
-            out[f"comm_l{l}_s"] = self._comm[:, l].copy()
+        for l, column in enumerate(self.comm_columns):
+            out[column] = self._comm[:, l].copy()
         out["wait_s"] = self._wait.copy()
         return out
 

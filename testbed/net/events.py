@@ -2,6 +2,10 @@
 
 Rounds are stored as references to their timing arrays (cheap while pricing); rows are
 built only when the log is read, as a list of :class:`Event` or a pandas DataFrame.
+
+Bytes add up: ``size_bytes`` is set on transfer rows only (up/down), ``round_bytes`` on
+aggregate rows only (the sum of that round's transfers), so summing either column over
+a log gives the bytes moved; barrier rows carry neither (NaN).
 """
 
 from __future__ import annotations
@@ -16,23 +20,27 @@ from .topology import Topology
 
 KINDS = ("up", "down", "barrier", "aggregate")
 _UP, _DOWN, _BARRIER, _AGG = range(4)
-_COLUMNS = ("t", "kind", "level", "node", "peer", "start_s", "end_s", "size_bytes")
+_COLUMNS = ("t", "kind", "level", "node", "peer", "start_s", "end_s", "size_bytes", "round_bytes")
+FRAME_COLUMNS = ("t", "kind", "level", "tier", "node", "peer", "start_s", "end_s", "size_bytes", "round_bytes")
 
 
 class Event(NamedTuple):
-    """One record of the event log. ``level`` is the level of the round's top server.
-    up/down: a transfer over ``node``'s hop to/from its aggregation parent ``peer``;
+    """One record of the event log. ``level`` is the level of the round's top server in
+    the clock's tree and ``tier`` its name in the topology (``edge``, ``cloud``, ``level_2``).
+    up/down: a transfer of ``size_bytes`` over ``node``'s hop to/from its aggregation parent ``peer``;
     barrier: server ``node`` from its first to its last participating child's arrival;
-    aggregate: a whole round at top server ``node``, first send to last delivery."""
+    aggregate: a whole round at top server ``node``, first send to last delivery, moving ``round_bytes``."""
 
     t: int
     kind: str
     level: int
+    tier: str
     node: str
     peer: str
     start_s: float
     end_s: float
-    size_bytes: float
+    size_bytes: float  # NaN except on up/down rows
+    round_bytes: float  # NaN except on aggregate rows
 
 
 class EventLog:
@@ -47,6 +55,7 @@ class EventLog:
         self._gid = [np.array([pos[nm] for nm in idx.level_nodes[d]], dtype=np.int64) for d in range(idx.M)]
         self._gid.append(len(topo.server_nodes) + np.arange(topo.n_workers, dtype=np.int64))
         self._names = list(topo.server_nodes) + list(topo.worker_nodes)
+        self._tiers = list(topo.tiers)
         self._rounds: list[tuple] = []  # (t, forest, activity, RoundTimes)
         self._cache: list[Event] | None = None
 
@@ -61,8 +70,8 @@ class EventLog:
         if self._cache is None:
             cols = self._columns()
             self._cache = [
-                Event(int(t), KINDS[k], int(lv), self._names[n], self._names[p] if p >= 0 else "", s, e, b)
-                for t, k, lv, n, p, s, e, b in zip(*(cols[c].tolist() for c in _COLUMNS), strict=True)
+                Event(int(t), KINDS[k], int(lv), self._tiers[lv], self._names[n], self._names[p] if p >= 0 else "", s, e, b, r)
+                for t, k, lv, n, p, s, e, b, r in zip(*(cols[c].tolist() for c in _COLUMNS), strict=True)
             ]
         return self._cache
 
@@ -74,41 +83,41 @@ class EventLog:
         names = np.array(self._names + [""], dtype=object)
         frame = {c: cols[c] for c in _COLUMNS}
         frame["kind"] = np.array(KINDS, dtype=object)[cols["kind"]]
+        frame["tier"] = np.array(self._tiers, dtype=object)[cols["level"]]
         frame["node"] = names[cols["node"]]
         frame["peer"] = names[cols["peer"]]  # -1 -> ""
-        return pd.DataFrame(frame)
+        return pd.DataFrame({c: frame[c] for c in FRAME_COLUMNS})
 
     def _rows(self, t: int, forest: Forest, active: list, tm: RoundTimes) -> np.ndarray:
         """The forest's records, subtree by subtree (each in the order of :attr:`events`),
         with a last row holding the subtree's first worker (to order subtrees across forests)."""
         M, l, nodes = self._idx.M, forest.level, forest.nodes
-        size = self.model_bytes
+        size, none = self.model_bytes, np.nan
         blocks, roots = [], []
 
-        def block(kind: int, d: int, sel: np.ndarray, start, end, size_b, peer: bool = True) -> None:
+        def block(kind: int, d: int, sel: np.ndarray, start, end, size_b, round_b, peer: bool = True) -> None:
             k = len(sel)
             node = self._gid[d][nodes[d][sel]]
             pp = self._gid[d - 1][nodes[d - 1][forest.pp[d][sel]]] if peer else np.full(k, -1)
             blocks.append(np.stack([np.full(k, t), np.full(k, kind), np.full(k, l), node, pp,
-                                    start[sel], end[sel], np.broadcast_to(size_b, k)]))
+                                    start[sel], end[sel], np.broadcast_to(size_b, k), np.broadcast_to(round_b, k)]))
             roots.append(forest.root_of[d][sel])
 
         if self.full:
             for d in range(M, l, -1):
-                block(_UP, d, np.flatnonzero(active[d]), tm.up_start[d], tm.up_end[d], size)
+                block(_UP, d, np.flatnonzero(active[d]), tm.up_start[d], tm.up_end[d], size, none)
             for d in range(M - 1, l - 1, -1):
-                kids = np.add.reduceat(active[d + 1].astype(float), forest.seg[d])
                 sel = np.flatnonzero(active[d])
-                block(_BARRIER, d, sel, tm.first_arrival[d], tm.barrier[d], size * kids[sel], peer=False)
+                block(_BARRIER, d, sel, tm.first_arrival[d], tm.barrier[d], none, none, peer=False)
             for d in range(l + 1, M + 1):
-                block(_DOWN, d, np.arange(len(nodes[d])), tm.down_start[d], tm.down_end[d], size)
+                block(_DOWN, d, np.arange(len(nodes[d])), tm.down_start[d], tm.down_end[d], size, none)
         # one aggregate record per subtree: first send to last delivery, all bytes moved
         moved = np.zeros(len(forest.roots))
         for d in range(l + 1, M + 1):
             moved += np.bincount(forest.root_of[d], weights=active[d] + 1.0, minlength=len(moved))  # up + down
         first = np.fmin.reduceat(np.where(active[M], tm.up_start[M], np.nan), forest.worker_seg)
         last = np.maximum.reduceat(tm.down_end[M], forest.worker_seg)
-        block(_AGG, l, np.arange(len(forest.roots)), first, last, size * moved, peer=False)
+        block(_AGG, l, np.arange(len(forest.roots)), first, last, none, size * moved, peer=False)
         order = np.argsort(np.concatenate(roots), kind="stable")
         rows = np.concatenate(blocks, axis=1)[:, order]
         first_worker = nodes[M][forest.worker_seg][np.concatenate(roots)[order]]

@@ -47,9 +47,11 @@ def record_rtt(
     timeout_s: float = 5.0,
     payload_bytes: int = 32,
     sleep: Callable[[float], None] = time.sleep,
+    on_probe: Callable[[int, float | None], None] | None = None,
 ) -> Trace:
     """``count`` RTT probes to host:port, ``interval_s`` apart, as a ``t_s,rtt_ms`` trace.
-    Failed probes are logged and skipped; if none succeeds the call fails."""
+    Failed probes are logged and skipped; if none succeeds the call fails.
+    ``on_probe(k, rtt_ms)`` after probe k (1-based; rtt_ms None if it failed): progress."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be an int >= 1, got {count!r}")
     if not interval_s >= 0 or not timeout_s > 0:
@@ -83,10 +85,14 @@ def record_rtt(
                 if sock is not None:  # an echo stream is out of step after a failure
                     sock.close()
                     sock = _connect(host, port, timeout_s, where)
+                if on_probe is not None:
+                    on_probe(k + 1, None)
                 continue
             t1 = time.perf_counter()
             t_s.append(t0 - start)
             rtt_ms.append((t1 - t0) * 1e3)
+            if on_probe is not None:
+                on_probe(k + 1, rtt_ms[-1])
     finally:
         if sock is not None:
             sock.close()

@@ -7,6 +7,8 @@ Attribute names (portable between files and scripts that build graphs directly):
 
     node  role            cloud | server | worker | router
           period          cloud and servers: aggregate every `period` local iterations
+          tier            cloud and servers: name of their level (``edge``, ``regional``); names the
+                          per-level columns (``comm_edge_s``); default ``cloud`` / ``level_k``
           compute_ms      worker: one local iteration, in ms
           compute_trace   worker: name of a `t_s,compute_ms` trace (instead of compute_ms)
           slowdown        worker: multiplies its compute time (stragglers; default 1)
@@ -31,13 +33,14 @@ from .traces import is_finite_number
 ROLES = ("cloud", "server", "worker", "router")
 _TEXT = {"label", "description"}
 NODE_ATTRS: dict[str, set[str]] = {
-    "cloud": {"role", "period"} | _TEXT,
-    "server": {"role", "period"} | _TEXT,
+    "cloud": {"role", "period", "tier"} | _TEXT,
+    "server": {"role", "period", "tier"} | _TEXT,
     "router": {"role"} | _TEXT,
     "worker": {"role", "compute_ms", "compute_trace", "slowdown"} | _TEXT,
 }
 EDGE_ATTRS = {"latency_ms", "rtt_trace", "bandwidth_mbps", "up_mbps", "down_mbps", "bandwidth_trace"} | _TEXT
 GRAPH_ATTRS = {"name", "description", "source"}
+TIER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")  # becomes part of column names: comm_<tier>_s
 MAX_PERIOD = 10**9  # local iterations; far beyond any run, and small enough for every integer type
 MAX_MS = 86_400_000  # a day: no latency or iteration lasts longer, and sums of them stay finite
 MIN_MBPS, MAX_MBPS = 1e-6, 1e9  # 1 bit/s to 1 Pbit/s: transfer times stay finite and nonzero
@@ -65,6 +68,26 @@ class RootedTree:
     children: dict[str, list[str]]  # graph children, in natural name order
     order: list[str]  # depth-first pre-order from the cloud
     links: dict[str, LinkSpec]  # keyed by the child node
+
+
+def default_tier(level: int) -> str:
+    """The name of a server level whose servers give no ``tier``."""
+    return "cloud" if level == 0 else f"level_{level}"
+
+
+def tier_names(tiers_by_level: list[list[str | None]], src: str) -> tuple[str, ...]:
+    """One name per server level, top first: the ``tier`` its servers share, else
+    ``cloud`` for level 0 and ``level_k`` below. Servers of one level must agree."""
+    names = []
+    for k, tiers in enumerate(tiers_by_level):
+        given = sorted({t for t in tiers if t is not None})
+        if len(given) > 1 or (given and None in tiers):
+            raise ValueError(f"{src}: the servers of level {k} have tiers {given + ['(none)'] * (None in tiers)}; "
+                             f"give every server of a level the same 'tier' (or none)")
+        names.append(given[0] if given else default_tier(k))
+    if len(set(names)) != len(names):
+        raise ValueError(f"{src}: tiers {names} repeat a name; each server level needs its own tier")
+    return tuple(names)
 
 
 def natural_key(name: str) -> list[tuple[int, int | str]]:
@@ -167,6 +190,9 @@ def _check_node(src: str, node: str, attrs: dict) -> None:
             raise ValueError(f"{where}: 'period' must be an integer >= 1, got {_show(period)}")
         if int(period) > MAX_PERIOD:
             raise ValueError(f"{where}: 'period' is {_show(period)}; a period is at most {MAX_PERIOD:_} local iterations")
+        if "tier" in attrs and not (isinstance(attrs["tier"], str) and TIER_NAME.match(attrs["tier"])):
+            raise ValueError(f"{where}: 'tier' must be a lowercase name of letters, digits and '_' "
+                             f"starting with a letter (e.g. 'edge'), got {_show(attrs['tier'])}")
     if role == "worker":
         if "compute_ms" in attrs and "compute_trace" in attrs:
             raise ValueError(f"{where}: give either 'compute_ms' or 'compute_trace', not both")

@@ -16,7 +16,7 @@ from typing import Mapping
 import networkx as nx
 
 from ..tree import AggregationTree, PeriodSpec
-from .rules import LinkSpec, RootedTree, check_graph, natural_key
+from .rules import LinkSpec, RootedTree, check_graph, natural_key, tier_names
 from .graphfiles import SUFFIXES, read_graph, write_graph
 from .traces import REPO_DIR, Trace, load_trace, resolve_trace_path
 
@@ -90,6 +90,11 @@ class Topology:
         nested = self._nested(self.cloud)
         self.server_nodes: list[str] = [n for n in rooted.order if self.role[n] in ("cloud", "server")]
         self.tree = AggregationTree(nested, self.periods)
+        by_level: list[list[str | None]] = [[] for _ in range(self.tree.n_levels)]
+        for n in self.server_nodes:
+            by_level[self.level[n]].append(self.graph.nodes[n].get("tier"))
+        # names every per-level column and event: comm_<tier>_s
+        self.tiers: tuple[str, ...] = tier_names(by_level, source)
         self.links: list[LinkSpec] = [rooted.links[n] for n in rooted.order[1:]]
         self._link_id = {link.child: i for i, link in enumerate(self.links)}
         self._depth = {self.cloud: 0}
@@ -180,6 +185,7 @@ class Topology:
             "source": self.source,
             "nodes": roles,
             "server_levels": self.tree.n_levels,
+            "tiers": list(self.tiers),
             "periods": self.periods,
             "workers_per_bottom_server": [len(s.workers) for s in self.tree.level(self.tree.n_levels - 1)],
             "links": len(self.links),
@@ -214,6 +220,13 @@ class Topology:
                     f"server {n!r}'s period {cp}; each period must be a multiple of the periods below it"
                 )
 
+    def _user_folder(self) -> Path | None:
+        """The folder of a topology file outside topologies/: its own traces may sit next to it."""
+        path = Path(self.source)
+        if self.trace_dir is not None or not path.is_file() or path.resolve().parent == DEFAULT_TOPOLOGY_DIR.resolve():
+            return None
+        return path.parent
+
     def _load_traces(self, cache: dict[str, Trace]) -> None:
         items = [(f"edge ({u!r}, {v!r})", key, a[key])  # named as in the file
                  for u, v, a in self.graph.edges(data=True)
@@ -227,7 +240,7 @@ class Topology:
                     self.traces[name] = cache[name]
                 else:
                     path = resolve_trace_path(name, trace_dir=self.trace_dir, overrides=self.trace_overrides,
-                                              where=where)
+                                              near=self._user_folder(), where=where)
                     self.traces[name] = load_trace(path, name=name)
             if self.traces[name].column != TRACE_KINDS[key]:
                 raise ValueError(

@@ -129,10 +129,12 @@ def resolve_trace_path(
     *,
     trace_dir: str | os.PathLike | None = None,
     overrides: Mapping[str, str | os.PathLike] | None = None,
+    near: str | os.PathLike | None = None,
     where: str = "",
 ) -> Path:
-    """The file behind a trace name: ``overrides[name]`` if given, else ``trace_dir/NAME.csv``.
-    Names must be plain file names inside ``trace_dir``; ``where`` prefixes messages."""
+    """The file behind a trace name: ``overrides[name]`` if given, else ``near/NAME.csv``
+    if that exists (``near``: the folder of the user's own topology file), else
+    ``trace_dir/NAME.csv``. Names must be plain file names; ``where`` prefixes messages."""
     prefix = f"{where}: " if where else ""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{prefix}trace name must be a non-empty string, got {name!r}")
@@ -148,6 +150,8 @@ def resolve_trace_path(
             f"(no folders, no '..'); use a trace override to point at another file"
         )
     fname = name if name.endswith(".csv") else f"{name}.csv"
+    if near is not None and (Path(near) / fname).is_file():
+        return Path(near) / fname
     path = base / fname
     # belt and braces: even odd names must not leave the folder
     if base.resolve() not in path.resolve().parents:

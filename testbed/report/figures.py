@@ -27,22 +27,58 @@ ECDF_MAX_POINTS = 2000  # per trace: keeps the page small; an ECDF at this densi
 LAYOUT = dict(template="plotly_white", font=dict(family="system-ui, sans-serif", size=13), margin=dict(l=60, r=20, t=40, b=50))
 
 
+# One hue per algorithm family, shades within it: local SGD blues (dashed), two-level
+# H-SGD greens, multi-level H-SGD reds/oranges; the family is the number of aggregation levels.
+FAMILY_SHADES = {
+    "local SGD": ("#1f4e9c", "#5b8fd6", "#0b2a5b", "#9cbfea", "#3a6fb8"),
+    "two-level H-SGD": ("#2a8a3e", "#7bc77e", "#0f5b24", "#a8dca0", "#4fa85a"),
+    "multi-level H-SGD": ("#d6401a", "#f28e2b", "#a1200a", "#f7b267", "#e8641f"),
+    "other": ("#7f3c8d", "#b07cc6", "#4b1f5a", "#8c8c8c"),
+}
+
+
 def color_for(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+def family(n_levels: int) -> str:
+    """An algorithm's family from its number of aggregation levels (0: unknown)."""
+    return {1: "local SGD", 2: "two-level H-SGD"}.get(n_levels, "multi-level H-SGD" if n_levels > 2 else "other")
+
+
+def family_colors(levels: Mapping[str, int]) -> dict[str, str]:
+    """Label -> colour: the next shade of its family's hue, in the given order."""
+    used: dict[str, int] = {}
+    out = {}
+    for label, n in levels.items():
+        shades = FAMILY_SHADES[family(n)]
+        k = used.get(family(n), 0)
+        out[label], used[family(n)] = shades[k % len(shades)], k + 1
+    return out
+
+
+def log_x_buttons() -> list[dict]:
+    """Buttons above a figure that switch its x axis between linear and log."""
+    return [dict(type="buttons", direction="left", x=0.0, xanchor="left", y=1.02, yanchor="bottom", showactive=True,
+                 buttons=[dict(label="linear x", method="relayout", args=[{"xaxis.type": "linear"}]),
+                          dict(label="log x", method="relayout", args=[{"xaxis.type": "log"}])])]
+
+
 def accuracy_figure(
-    bands: Mapping[str, Band], *, x_title: str, baselines: Sequence[str] = (), target: float | None = None
+    bands: Mapping[str, Band], *, x_title: str, baselines: Sequence[str] = (), target: float | None = None,
+    colors: Mapping[str, str] | None = None, x_unit: str = "", log_x: bool = False,
 ) -> go.Figure:
     """Mean test accuracy per algorithm with a min-max band over seeds (step curves).
 
-    Local SGD baselines are dashed so the H-SGD curves stand out between them.
+    Local SGD baselines are dashed so the H-SGD curves stand out between them. ``x_unit``
+    goes into hover labels ("s"; "" for iterations); ``log_x`` starts on a log x axis (a
+    button switches either way).
     """
     fig = go.Figure()
     for i, (label, b) in enumerate(bands.items()):
         if b.x.size == 0:
             continue
-        name, color = plot_text(label), color_for(i)
+        name, color = plot_text(label), (colors or {}).get(label, color_for(i))
         group = f"algo-{i}"
         if b.n_seeds > 1:  # the band: upper edge, then lower edge filled up to it
             fig.add_trace(go.Scatter(x=b.x, y=b.hi, mode="lines", line=dict(width=0, shape="hv", color=color),
@@ -51,20 +87,23 @@ def accuracy_figure(
                                      fill="tonexty", fillcolor=_alpha(color, 0.18), legendgroup=group,
                                      showlegend=False, hoverinfo="skip"))  # fmt: skip
         hover = np.column_stack([b.lo, b.hi])
+        where = f"t = %{{x:.4g}} {x_unit}" if x_unit else "iteration %{x:.0f}"
         fig.add_trace(
             go.Scatter(
-                x=b.x, y=b.mean, mode="lines", name=name, legendgroup=group,
+                x=b.x, y=b.mean, mode="lines" if b.x.size > 1 else "markers", name=name, legendgroup=group,
                 line=dict(color=color, width=2, shape="hv", dash="dash" if label in baselines else "solid"),
-                customdata=hover, meta=name,
-                hovertemplate=f"%{{meta}}<br>%{{x:.4g}}<br>acc %{{y:.3f}} (min %{{customdata[0]:.3f}}, max %{{customdata[1]:.3f}}, {b.n_seeds} seed(s))<extra></extra>",
+                marker=dict(color=color, size=9), customdata=hover, meta=name,
+                hovertemplate=f"%{{meta}}<br>{where}<br>test accuracy %{{y:.1%}} (min %{{customdata[0]:.1%}}, "
+                              f"max %{{customdata[1]:.1%}}, {b.n_seeds} seed(s))<extra></extra>",
             )  # fmt: skip
         )
     if target is not None:
         fig.add_hline(y=target, line=dict(color="#555", width=1, dash="dot"),
                       annotation_text=f"target {target:.0%}", annotation_position="bottom right")  # fmt: skip
-    fig.update_layout(**LAYOUT, height=460, hovermode="closest", legend=dict(orientation="h", y=-0.18))
-    fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text="test accuracy")
+    fig.update_layout(**LAYOUT, height=460, hovermode="closest", legend=dict(orientation="h", y=-0.18),
+                      updatemenus=log_x_buttons())  # fmt: skip
+    fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear")
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
     return fig
 
 

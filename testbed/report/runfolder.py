@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,7 +18,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from testbed.experiment.columns import COMM_COLUMN
 from testbed.readers import read_csv_file, read_json_file
+from testbed.report.legacy import algorithm_levels, upgrade_events, upgrade_metrics
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ TRACES_DIR = "traces"
 
 # Without these the report has nothing to plot; every other metrics column is optional.
 REQUIRED_METRICS = ("algorithm", "seed", "iteration", "sim_time_s", "test_acc")
-COMM_COLUMN = re.compile(r"^comm_l(\d+)_s$")
 _NORMAL_STATUS = ("", "ok")  # statuses that need no note
 
 
@@ -90,10 +90,9 @@ class RunFolder:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     @property
-    def comm_levels(self) -> tuple[int, ...]:
-        """Aggregation levels with a ``comm_l<k>_s`` column, top (0 = cloud) first."""
-        found = (COMM_COLUMN.match(c) for c in self.metrics.columns)
-        return tuple(sorted(int(m.group(1)) for m in found if m))
+    def comm_columns(self) -> tuple[str, ...]:
+        """The ``comm_<tier>_s`` columns, top tier first (metrics.csv's order)."""
+        return tuple(c for c in self.metrics.columns if COMM_COLUMN.match(c))
 
     def algorithm(self, label: str) -> AlgorithmInfo:
         for algo in self.algorithms:
@@ -114,9 +113,13 @@ def load_run(run_dir: str | Path) -> RunFolder:
     raw = _read_config(path / CONFIG_FILE)
     metrics = _read_metrics(path / METRICS_FILE)
     algorithms = _algorithms(raw, metrics, path, notes)
+    levels = algorithm_levels({a.label: (a.spec, len(a.periods)) for a in algorithms})
+    metrics = upgrade_metrics(metrics, levels, notes)
     events = _read_optional_csv(path / EVENTS_FILE, notes)
+    if events is not None:
+        events = upgrade_events(events, levels, notes)
     topology = _read_topology(path / TOPOLOGY_FILE, notes)
-    traces = _read_traces(path / TRACES_DIR, notes)
+    traces = _read_traces(path / TRACES_DIR, notes, expected=topology is None or _names_traces(topology))
     _note_statuses(metrics, notes)
     config = raw.get("config", {})
     return RunFolder(
@@ -243,9 +246,15 @@ def _read_topology(file: Path, notes: list[str]) -> nx.Graph | None:
         return None
 
 
-def _read_traces(folder: Path, notes: list[str]) -> dict[str, Trace]:
+def _names_traces(topology: nx.Graph) -> bool:
+    return any(k.endswith("_trace") for _, _, data in topology.edges(data=True) for k in data) or \
+        any("compute_trace" in data for _, data in topology.nodes(data=True))
+
+
+def _read_traces(folder: Path, notes: list[str], expected: bool = True) -> dict[str, Trace]:
     if not folder.is_dir():
-        notes.append(f"{TRACES_DIR}/ not found in the run folder: no trace distributions")
+        if expected:  # a topology of fixed latencies has no trace to copy
+            notes.append(f"{TRACES_DIR}/ not found in the run folder: no trace distributions")
         return {}
     traces: dict[str, Trace] = {}
     for file in sorted(folder.glob("*.csv")):

@@ -17,8 +17,9 @@ from typing import Any, Callable
 import numpy as np
 
 from testbed.experiment.config import saved_tcp_model
+from testbed.report.caveats import caveats
 from testbed.report.curves import seed_band
-from testbed.report.figures import accuracy_figure, breakdown_figure, trace_ecdf_figure
+from testbed.report.figures import accuracy_figure, breakdown_figure, family_colors, trace_ecdf_figure
 from testbed.report.markup import esc, figure_html, fmt_number, html_table
 from testbed.report.runfolder import EVENTS_FILE, TOPOLOGY_FILE, TRACES_DIR, RunFolder
 from testbed.report.tables import (
@@ -31,7 +32,7 @@ from testbed.report.tables import (
 )
 from testbed.report.theory_panel import theory_section
 from testbed.report.verdict import verdict_html
-from testbed.report.topology_view import topology_figure, tree_layout
+from testbed.report.topology_view import fixed_links, topology_figure, tree_layout
 
 
 @dataclass(frozen=True)
@@ -58,26 +59,41 @@ def _band_note(run: RunFolder) -> str:
     spread = "the band spans the minimum to the maximum over seeds; " if n > 1 else ""
     return (
         f'<p class="note">Mean over {n} seed(s); {spread}each seed holds its accuracy between evaluations '
-        "(step curves), and a curve stops where its first seed stops. Local SGD baselines are dashed.</p>"
+        "(step curves), and a curve stops where its first seed stops. Colours follow the family (local SGD blue "
+        "and dashed, two-level H-SGD green, multi-level H-SGD red/orange); the buttons switch the x axis to log. Every point "
+        "evaluates the global average model: between global rounds no server holds it, it is the <em>virtual</em> "
+        "average of all workers' models (with the global weights).</p>"
     )
 
 
 # ------------------------------------------------------------------ builders
 
 
+def caveats_html(run: RunFolder) -> str:
+    found = caveats(run)
+    return f'<ul class="notes caveats">{"".join(f"<li>{esc(c)}</li>" for c in found)}</ul>' if found else ""
+
+
 def verdict_section(run: RunFolder) -> Section:
-    return Section("verdict", "Verdict", verdict_html(run))
+    return Section("verdict", "Verdict", caveats_html(run) + verdict_html(run))
+
+
+def algorithm_colors(run: RunFolder) -> dict[str, str]:
+    """One hue per family (local SGD, two-level, multi-level H-SGD), in the run's order."""
+    return family_colors({a.label: len(a.periods) for a in run.algorithms})
 
 
 def accuracy_time_section(run: RunFolder) -> Section:
     bands = {a.label: seed_band(run.curves(a.label), "sim_time_s") for a in run.algorithms}
-    fig = accuracy_figure(bands, x_title="simulated wall-clock (s)", baselines=_baselines(run), target=run.target_acc)
+    fig = accuracy_figure(bands, x_title="simulated wall-clock (s)", baselines=_baselines(run), target=run.target_acc,
+                          colors=algorithm_colors(run), x_unit="s")
     return Section("accuracy-time", "Test accuracy vs simulated wall-clock", _band_note(run) + figure_html(fig, "accuracy-time"))
 
 
 def accuracy_iteration_section(run: RunFolder) -> Section:
     bands = {a.label: seed_band(run.curves(a.label), "iteration") for a in run.algorithms}
-    fig = accuracy_figure(bands, x_title="local iterations", baselines=_baselines(run), target=run.target_acc)
+    fig = accuracy_figure(bands, x_title="local iterations", baselines=_baselines(run), target=run.target_acc,
+                          colors=algorithm_colors(run))
     return Section("accuracy-iterations", "Test accuracy vs iterations", _band_note(run) + figure_html(fig, "accuracy-iterations"))
 
 
@@ -89,7 +105,8 @@ def target_section(run: RunFolder) -> Section:
     baselines = _baselines(run)
     note = (
         f'<p class="note">First simulated time (and first iteration) at which the mean curve over seeds reaches '
-        f"{esc(f'{target:g}')} test accuracy. A speed-up is the baseline's time divided by the algorithm's; "
+        f"{esc(f'{target:g}')} test accuracy; next to it, each seed's own first crossing, with their median and range. "
+        "A speed-up is the baseline's time divided by the algorithm's (mean curves); "
         "when a baseline never reaches the target its last time gives a lower bound (&gt;).</p>"
     )
     if not baselines:
@@ -103,8 +120,8 @@ def breakdown_section(run: RunFolder) -> Section:
     if not rows or not rows[0].parts:
         return Section("breakdown", title, message("metrics.csv has no compute_s, comm_l<k>_s or wait_s column to break time down."))
     body = (
-        '<p class="note">Cumulative simulated seconds at each run\'s last evaluation, mean over seeds; '
-        "level 0 is the cloud.</p>" + figure_html(breakdown_figure(rows), "breakdown") + breakdown_html(rows)
+        '<p class="note">Cumulative simulated seconds at each run\'s last evaluation, mean over seeds; communication '
+        "per tier of the topology (rounds whose top server is at that tier), — where an algorithm does not aggregate there.</p>" + figure_html(breakdown_figure(rows), "breakdown") + breakdown_html(rows)
     )
     if run.events is None:
         body += message(f"{EVENTS_FILE} not found: no per-level aggregation counts.")
@@ -132,7 +149,10 @@ def topology_section(run: RunFolder) -> Section:
     roles = [r for _, r in run.topology.nodes(data="role")]
     counts = ", ".join(f"{roles.count(r)} {r}{'s' if roles.count(r) > 1 else ''}" for r in dict.fromkeys(roles))
     body = _network_model_html(run)
-    body += f'<p class="note">{esc(counts)}. Hover a node for its period or compute time, the middle of a link for its latency and bandwidth.</p>'
+    collapsed = " Each \"×k\" node stands for a server's k workers." if layout.groups else ""
+    body += (f'<p class="note">{esc(counts)}. Rows are labelled with their tier and link figures (one-way latency or '
+             f"RTT trace, bandwidth) are written on the links, once per row when they are all alike.{esc(collapsed)} "
+             "Hover a node for its period or compute time, the middle of a link for all its figures.</p>")
     if layout.unreached:
         body += message(f"not connected to {layout.root}: {', '.join(layout.unreached)}")
     return Section("topology", title, body + figure_html(topology_figure(run.topology, layout), "topology"))
@@ -155,8 +175,15 @@ def traces_section(run: RunFolder) -> Section:
     used = _traces_named_in_topology(run)
     missing = sorted(used - set(run.traces))
     body = message(f"named in the topology but not in {TRACES_DIR}/: {', '.join(missing)}") if missing else ""
+    fixed = fixed_links(run.topology) if run.topology is not None else []
+    if fixed:
+        body += ("<h3>Fixed-latency links</h3>"
+                 '<p class="note">Links that charge a constant one-way latency (no RTT trace); alike links counted once.</p>'
+                 + html_table(["upper end", "lower end", "links", "one-way latency", "bandwidth"], fixed, numeric=(2,)))
     if not run.traces:
-        return Section("traces", title, body + message(f"no trace files in {run.path / TRACES_DIR}"))
+        if not fixed:
+            body += message(f"no trace files in {run.path / TRACES_DIR} and no fixed-latency links in the topology")
+        return Section("traces", "Network links" if fixed else title, body)
     for kind, heading in (("rtt", "Round-trip time"), ("bandwidth", "Bandwidth"), ("other", "Other traces")):
         traces = [t for t in run.traces.values() if t.kind == kind]
         if traces:

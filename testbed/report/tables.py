@@ -6,6 +6,7 @@ return small frozen rows (tested on hand-made curves); ``*_html`` turn them into
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -14,7 +15,8 @@ import pandas as pd
 
 from testbed.report.curves import Band, first_crossing, seed_band
 from testbed.report.markup import fmt_number, fmt_seconds, html_table
-from testbed.report.runfolder import COMM_COLUMN, RunFolder
+from testbed.experiment.columns import COMM_COLUMN
+from testbed.report.runfolder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,15 @@ class TargetRow:
     final_acc: float | None  # the mean curve's last value
     end_time_s: float | None  # the mean curve's last simulated time
     speedups: tuple[Speedup, ...]
+    seed_times_s: tuple[tuple[int, float | None], ...] = ()  # (seed, its own first crossing or None)
+
+    @property
+    def spread(self) -> tuple[float, float, float, int] | None:
+        """(median, min, max, seeds reaching) over the seeds' own crossings; None: no seed reached."""
+        times = [t for _, t in self.seed_times_s if t is not None]
+        if not times:
+            return None
+        return float(np.median(times)), min(times), max(times), len(times)
 
 
 @dataclass(frozen=True)
@@ -89,31 +100,56 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def speedup_text(s: Speedup) -> str:
-    """E.g. '1.80x vs local SGD P=2', '> 2.10x vs local SGD P=40 (never reached)'."""
+    """A cell under 'speed-up vs <baseline>': '1.80x', '> 2.10x (never reached)', 'baseline'."""
     if s.is_self:
         return "baseline"
     if s.ratio is None:
         return "—"  # this algorithm never reached the target
     ratio = "∞" if np.isinf(s.ratio) else f"{s.ratio:.2f}"
-    if s.lower_bound:
-        return f"> {ratio}x vs {s.baseline} (never reached)"
-    return f"{ratio}x vs {s.baseline}"
+    return f"> {ratio}x (never reached)" if s.lower_bound else f"{ratio}x"
+
+
+def seed_crossings(per_seed: Mapping[int, pd.DataFrame], target: float) -> tuple[tuple[int, float | None], ...]:
+    """Each seed's own first simulated time at or above the target (None: never)."""
+    return tuple((seed, first_crossing(g["sim_time_s"].to_numpy(), g["test_acc"].to_numpy(), target))
+                 for seed, g in sorted(per_seed.items()))
 
 
 def run_target_table(run: RunFolder, target: float) -> tuple[TargetRow, ...]:
     by_time = {a.label: seed_band(run.curves(a.label), "sim_time_s") for a in run.algorithms}
     by_iter = {a.label: seed_band(run.curves(a.label), "iteration") for a in run.algorithms}
     baselines = [a.label for a in run.algorithms if a.is_local_sgd]
-    return target_table(by_time, by_iter, baselines, target)
+    rows = target_table(by_time, by_iter, baselines, target)
+    return tuple(dataclasses.replace(r, seed_times_s=seed_crossings(run.curves(r.label), target)) for r in rows)
+
+
+def spread_text(row: TargetRow) -> str:
+    """E.g. '310 s (280 s–350 s)', '310 s (280 s–350 s), 2 of 3 seeds'."""
+    spread = row.spread
+    if spread is None:
+        return "not reached"
+    median, lo, hi, reached = spread
+    text = f"{fmt_seconds(median)} ({fmt_seconds(lo)}–{fmt_seconds(hi)})" if reached > 1 else fmt_seconds(median)
+    return text + (f", {reached} of {len(row.seed_times_s)} seeds" if reached < len(row.seed_times_s) else "")
+
+
+def seeds_text(row: TargetRow) -> str:
+    """E.g. '0: 12 s; 1: not reached'; '—' when no seed reached the target."""
+    if row.spread is None:
+        return "—"
+    return "; ".join(f"{seed}: {fmt_seconds(t) if t is not None else 'not reached'}" for seed, t in row.seed_times_s)
 
 
 def target_html(rows: Sequence[TargetRow], target: float, baselines: Sequence[str]) -> str:
-    headers = ["algorithm", f"time to {target:.0%}", "iterations to target", "final acc", "end time"]
+    headers = ["algorithm", f"time to {target:.0%} (mean curve)", "per seed: median (min–max)", "each seed's crossing",
+               "iterations to target", "final acc", "end time"]
     headers += [f"speed-up vs {b}" for b in baselines]
     body = [
         [
             r.label,
             fmt_seconds(r.time_s) if r.time_s is not None else "not reached",
+            spread_text(r),
+            seeds_text(r),
             fmt_number(r.iteration) if r.iteration is not None else "not reached",
             f"{r.final_acc:.3f}" if r.final_acc is not None else "—",
             fmt_seconds(r.end_time_s),
@@ -121,17 +157,17 @@ def target_html(rows: Sequence[TargetRow], target: float, baselines: Sequence[st
         ]
         for r in rows
     ]
-    return html_table(headers, body, numeric=range(1, len(headers)))
+    return html_table(headers, body, numeric=(1, 2, *range(4, len(headers))), cls="data target")
 
 
 # ------------------------------------------------------------------ time breakdown
 
 
 def component_columns(columns: Sequence[str]) -> list[tuple[str, str]]:
-    """(column, display name) of the breakdown components present, in stacking order."""
-    comm = sorted((int(m.group(1)), c) for c in columns if (m := COMM_COLUMN.match(c)))
+    """(column, display name) of the breakdown components present, in stacking order
+    (the tiers in metrics.csv's order: top first)."""
     parts = [("compute_s", "compute")] if "compute_s" in columns else []
-    parts += [(c, f"communication L{k}" + (" (cloud)" if k == 0 else "")) for k, c in comm]
+    parts += [(c, f"communication: {m.group('tier').replace('_', ' ')}") for c in columns if (m := COMM_COLUMN.match(c))]
     parts += [("wait_s", "waiting")] if "wait_s" in columns else []
     return parts
 
@@ -182,12 +218,18 @@ def aggregation_summary(events: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"events.csv: missing column(s) {', '.join(missing)}; expected {', '.join(EVENT_COLUMNS)}, size_bytes")
     frame = events.assign(duration_s=events["end_s"] - events["start_s"])
-    # The network clock writes size_bytes; older or hand-made logs may say bytes.
+    # Transfers carry size_bytes, rounds round_bytes (hand-made logs may say bytes).
     size = next((c for c in BYTES_COLUMNS if c in frame.columns), None)
-    frame = frame.assign(bytes=frame[size] if size else np.nan)
+    moved = frame[size] if size else pd.Series(np.nan, index=frame.index)
+    if "round_bytes" in frame.columns:
+        moved = moved.fillna(frame["round_bytes"])
+    frame = frame.assign(bytes=moved)
+    if "tier" in frame.columns:  # shown as "2 (edge)"
+        frame = frame.assign(level=[f"{lv} ({tier})" for lv, tier in zip(frame["level"], frame["tier"])])
     n_seeds = frame.groupby("algorithm")["seed"].nunique()
     grouped = frame.groupby(["algorithm", "level", "kind"], sort=False)
-    out = grouped.agg(count=("duration_s", "size"), mean_duration_s=("duration_s", "mean"), total_bytes=("bytes", "sum")).reset_index()
+    out = grouped.agg(count=("duration_s", "size"), mean_duration_s=("duration_s", "mean"),
+                      total_bytes=("bytes", lambda b: b.sum(min_count=1))).reset_index()
     per_seed = out["algorithm"].map(n_seeds)
     return out.assign(per_seed=out["count"] / per_seed, bytes_per_seed=out["total_bytes"] / per_seed)
 

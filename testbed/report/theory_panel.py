@@ -48,7 +48,7 @@ def theory_section(run: RunFolder):
         return None
     trees = _trees(run)
     measured = _time_averages(metrics)
-    parts = [_INTRO, _divergence_figure(metrics, trees), _bounds_table(run, trees, measured),
+    parts = [_INTRO, _gloss(GLOSS["divergences"]), _divergence_figure(metrics, trees), _bounds_table(run, trees, measured),
              _sandwich_table(run, trees), _split_table(trees, measured)]
     return Section("theory", "Theory: bounds and divergences", "".join(p for p in parts if p))
 
@@ -57,10 +57,27 @@ _INTRO = (
     '<p class="note">Divergences are measured at the global average model from each worker\'s full '
     "local gradient (Wang et al. 2022, (7)-(9)), on the topology's full tree. Bounds use the run's "
     "learning rate, the time averages of the measured sigma<sup>2</sup> and divergences, f<sup>0</sup> "
-    "- f<sup>*</sup> &le; the first training loss, and L = L*, the largest smoothness for which every "
+    "- f<sup>*</sup> &le; the global model's first training loss, and L = L*, the largest smoothness for which every "
     "algorithm meets its theorem's condition (L is not measurable; the ordering of the bounds does not "
     "depend on it).</p>"
 )
+
+
+GLOSS = {  # one plain sentence per panel: what it says, before the symbols
+    "divergences": "How far apart the workers' gradients pull: the global divergence splits into the part between "
+                   "groups (upward, what only a global round fixes) and within groups (downward, what a local round fixes).",
+    "bounds": "Each algorithm's guaranteed ceiling on the average squared gradient norm (lower is better) with this "
+              "run's measured noise and divergences; a measured value above its bound is flagged: the smoothness "
+              "L* used here is then too small for this model, or an assumption of the theorem does not hold.",
+    "sandwich": "The theory says H-SGD lands between local SGD with its local period (better) and with its global "
+                "period (worse); the last column checks that on the measured accuracy curves.",
+    "split": "Whether this grouping puts less of the divergence between groups than a random grouping would: the "
+             "smaller the upward share, the more local rounds can do.",
+}
+
+
+def _gloss(text: str) -> str:
+    return f'<p class="gloss">{esc(text)}</p>'
 
 
 def _trees(run: RunFolder) -> dict[str, AggregationTree]:
@@ -79,7 +96,9 @@ def _time_averages(metrics: pd.DataFrame) -> dict[str, dict[str, float]]:
     out = {}
     for label, rows in metrics.groupby("algorithm", sort=False):
         out[label] = {c: float(rows[c].mean()) for c in cols if rows[c].notna().any()}
-        out[label]["f_gap"] = float(rows.sort_values("iteration").groupby("seed").train_loss.first().mean())
+        # f(w0) - f* <= f(w0): the global model's first training loss (older runs: the workers')
+        loss = "global_train_loss" if "global_train_loss" in rows and rows.global_train_loss.notna().any() else "worker_loss"
+        out[label]["f_gap"] = float(rows.sort_values("iteration").groupby("seed")[loss].first().mean())
         out[label]["iterations"] = int(rows.iteration.max())
     return out
 
@@ -92,7 +111,8 @@ def _divergence_figure(metrics: pd.DataFrame, trees: dict[str, AggregationTree])
     fig = go.Figure()
     for k, col in enumerate(cols):
         series = rows.groupby("iteration")[col].mean().dropna()
-        fig.add_trace(go.Scatter(x=series.index, y=series.values, mode="lines+markers", name=_pretty(col), line=dict(color=color_for(k))))
+        fig.add_trace(go.Scatter(x=series.index, y=series.values, mode="lines+markers", name=_pretty(col), line=dict(color=color_for(k)),
+                                 meta=_pretty(col), hovertemplate="%{meta}<br>iteration %{x}<br>%{y:.3g} (squared gradient norm)<extra></extra>"))
     fig.update_layout(**LAYOUT, title=dict(text=plot_text(f"Measured divergences during {label}"), x=0.01),
                       xaxis_title="iteration", yaxis_title="squared gradient divergence", yaxis_type="log")
     return figure_html(fig, "theory-divergences", height_px=360)
@@ -145,10 +165,19 @@ def _bounds_table(run: RunFolder, trees: dict[str, AggregationTree], measured: d
             rows.append([label, "-", str(err), "", "", "", "", ""])
             continue
         rows.append([label, theorem, fmt_number(terms.sgd_part), fmt_number(terms.upward_part), fmt_number(terms.downward_part),
-                     fmt_number(terms.total), fmt_number(m.get("grad_norm2")), fmt_number(m.get("sigma2"))])
-    head = f'<h3>Bounds at gamma = {fmt_number(gamma)}, L* = {fmt_number(L, 4)}</h3>'
+                     fmt_number(terms.total), fmt_number(m.get("grad_norm2")), fmt_number(m.get("sigma2")),
+                     bound_check(m.get("grad_norm2"), terms.total)])
+    head = f'<h3>Bounds at gamma = {fmt_number(gamma)}, L* = {fmt_number(L, 4)}</h3>' + _gloss(GLOSS["bounds"])
     return head + html_table(["algorithm", "bound", "SGD part", "upward part", "downward part", "bound total",
-                              "measured mean ||grad f||^2", "measured sigma^2"], rows, numeric=(2, 3, 4, 5, 6, 7))
+                              "measured mean ||grad f||^2", "measured sigma^2", "measured within bound?"], rows,
+                             numeric=(2, 3, 4, 5, 6, 7))
+
+
+def bound_check(measured: float | None, bound: float) -> str:
+    """'yes', '⚠ exceeds the bound (2.3x)', or '—' when nothing was measured."""
+    if measured is None or not math.isfinite(measured) or not math.isfinite(bound):
+        return "—"
+    return "yes" if measured <= bound else f"⚠ exceeds the bound ({measured / bound:.2g}x)"
 
 
 def _sandwich_table(run: RunFolder, trees: dict[str, AggregationTree]) -> str:
@@ -175,7 +204,7 @@ def _sandwich_table(run: RunFolder, trees: dict[str, AggregationTree]) -> str:
                      "baselines not in this run" if measured is None else f"{measured:.0%} of evaluation points"])
     if not rows:
         return ""
-    return ("<h3>Sandwich: H-SGD between local SGD with its local and its global period</h3>"
+    return ("<h3>Sandwich: H-SGD between local SGD with its local and its global period</h3>" + _gloss(GLOSS["sandwich"])
             + html_table(["H-SGD", "lower baseline (better)", "upper baseline (worse)", "bounds (16)/(17) or (23)/(24)",
                           "measured: accuracy between the baselines (vs iterations)"], rows))
 
@@ -205,7 +234,7 @@ def _split_table(trees: dict[str, AggregationTree], measured: dict[str, dict[str
         rows.append([level, len(tree.level(level)), fmt_number(m[f"div_up_l{level}"]), fmt_number(m[f"div_down_l{level}"]),
                      f"{share:.1%}", fmt_number(predicted.upward), fmt_number(predicted.downward), f"{predicted.upward_share:.1%}"])
     return ("<h3>Upward / downward split: measured grouping vs a uniformly random one (Lemmas 1-3)</h3>"
-            f'<p class="note">Measured during {esc(deepest)}. A grouping with a smaller upward share than a random '
+            + _gloss(GLOSS["split"]) + f'<p class="note">Measured during {esc(deepest)}. A grouping with a smaller upward share than a random '
             "one makes local aggregation more useful (Remark 2).</p>"
             + html_table(["level", "servers", "measured upward (7)", "measured downward (8)", "measured upward share",
                           "random: upward (13)/(20)", "random: downward (14)/(21)", "random: upward share"],

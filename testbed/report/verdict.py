@@ -99,10 +99,13 @@ def cost_structure(run: RunFolder) -> CostStructure | None:
                          float(raw.get("local_sgd_global_s", np.nan)))
 
 
-def cost_html(costs: CostStructure) -> str:
+def cost_html(costs: CostStructure, graph=None) -> str:
+    """The cost table; levels named by their tier when ``graph`` (the run's topology) says."""
     rows = []
     for lc in costs.levels:
-        what = "global (cloud)" if lc.level == 0 else f"level {lc.level} ({len(lc.servers)} server{'s' if len(lc.servers) != 1 else ''})"
+        tier = _tier(graph, lc.servers)
+        what = "global (cloud)" if lc.level == 0 else \
+            f"level {lc.level}{f' {tier}' if tier else ''} ({len(lc.servers)} server{'s' if len(lc.servers) != 1 else ''})"
         link = f"{lc.bottleneck} ({lc.bottleneck_mbps:g} Mbit/s)" if lc.bottleneck_mbps is not None else lc.bottleneck or "—"
         rows.append([what, _cost(lc.cost_s), f"{lc.ratio:.1%}", link])
     if np.isfinite(costs.local_sgd_global_s):
@@ -110,6 +113,12 @@ def cost_html(costs: CostStructure) -> str:
         rows.append(["local SGD global (servers relay)", _cost(costs.local_sgd_global_s), f"{ratio:.1%}", "—"])
     return html_table(["round", "one round costs", "ratio to a global round", "slowest link a model crosses"], rows,
                       numeric=(1, 2))
+
+
+def _tier(graph, servers) -> str | None:
+    if graph is None or not servers or servers[0] not in graph:
+        return None
+    return graph.nodes[servers[0]].get("tier")
 
 
 def _cost(seconds: float) -> str:
@@ -129,4 +138,4 @@ def verdict_html(run: RunFolder) -> str:
     note = (f'<p class="note">Cost structure: one round at each aggregation level of the topology, {esc(size)} per '
             "transfer, no compute, priced on the run's network; per local iteration H-SGD (G, I) pays "
             "c_g/G + c_l (1/I - 1/G) and local SGD P pays c_g/P.</p>")
-    return body + note + cost_html(costs)
+    return body + note + cost_html(costs, run.topology)

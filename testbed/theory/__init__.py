@@ -17,16 +17,6 @@ from testbed.theory.bounds import (
     theorem2_bound,
     theorem3_bound,
 )
-from testbed.theory.divergence import (
-    Divergences,
-    LevelDivergence,
-    NoiseEstimate,
-    RandomSplit,
-    estimate_sigma2,
-    expected_random_split,
-    measure_divergences,
-    random_equal_tree,
-)
 from testbed.theory.hier_avg import hier_avg_bound
 from testbed.theory.sandwich import (
     Sandwich,
@@ -36,6 +26,18 @@ from testbed.theory.sandwich import (
     sandwich_noise,
 )
 from testbed.theory.shapes import TwoLevelShape, multilevel_shape, two_level_shape
+
+# divergence measures models (torch): loaded on first use, so `testbed bound` starts fast
+_DIVERGENCE = ("Divergences", "LevelDivergence", "NoiseEstimate", "RandomSplit", "estimate_sigma2",
+               "expected_random_split", "measure_divergences", "random_equal_tree")
+
+
+def __getattr__(name: str):
+    if name not in _DIVERGENCE:
+        raise AttributeError(f"module 'testbed.theory' has no attribute {name!r}")
+    from testbed.theory import divergence
+
+    return getattr(divergence, name)
 
 __all__ = [
     "C_WANG",

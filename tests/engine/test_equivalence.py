@@ -48,7 +48,7 @@ def test_batched_equals_loop_on_three_level_tree(batch_size, batch_norm):
         eval_data=data[0], eval_every=40, seed=3,
     )
     assert_same_state(batched.global_state, loop.global_state)
-    pd_cols = ["iteration", "train_loss", "test_loss", "test_acc"]
+    pd_cols = ["iteration", "worker_loss", "global_train_loss", "test_loss", "test_acc"]
     np.testing.assert_allclose(batched.metrics[pd_cols].to_numpy(), loop.metrics[pd_cols].to_numpy(), rtol=1e-5, atol=1e-6)
     assert list(batched.metrics.iteration) == [40, 80, 120]
 

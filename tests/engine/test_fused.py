@@ -70,7 +70,7 @@ def test_conv_nets_match_loop_on_three_level_tree(batched_path, model, batch_siz
         batch_size=batch_size, momentum=0.5, weight_decay=1e-3, eval_data=data[0], eval_every=12, seed=3,
     )  # fmt: skip
     assert_same_state(batched.global_state, loop.global_state)
-    cols = ["iteration", "train_loss", "test_loss", "test_acc"]
+    cols = ["iteration", "worker_loss", "global_train_loss", "test_loss", "test_acc"]
     np.testing.assert_allclose(batched.metrics[cols].to_numpy(), loop.metrics[cols].to_numpy(), rtol=1e-5, atol=1e-6)
 
 

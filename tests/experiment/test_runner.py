@@ -20,7 +20,7 @@ def write_slow_trace(path, base_ms):
 def test_run_folder_has_every_file_and_tidy_metrics(tiny_config, tmp_path):
     run_dir = run_experiment(tiny_config, reports_root=tmp_path, tag="tiny", progress=False)
     assert run_dir.parent.name == "edge3level"
-    for name in ("config.json", "metrics.csv", "events.csv", "schedule.json", "topology.json", "report.html"):
+    for name in ("config.json", "metrics.csv", "events.csv", "schedule.json", "topology.json", "report.html", "COLUMNS.md"):
         assert (run_dir / name).is_file(), name
     assert (run_dir.parent / "latest").resolve() == run_dir.resolve()
     assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"
@@ -28,12 +28,22 @@ def test_run_folder_has_every_file_and_tidy_metrics(tiny_config, tmp_path):
     assert info["config"]["iterations"] == 40 and info["versions"]["torch"]
     assert [a["spec"] for a in info["algorithms"]] == ["hsgd", "local:2", "hsgd:40,2@0,2"]
     metrics = pd.read_csv(run_dir / "metrics.csv")
-    assert {"algorithm", "seed", "iteration", "sim_time_s", "compute_s", "comm_l0_s", "wait_s", "train_loss", "test_acc", "test_loss"} <= set(metrics.columns)
+    # stable order: the data dictionary's, per-level columns by the topology's tiers, top first
+    assert list(metrics.columns) == [
+        "algorithm", "spec", "seed", "iteration", "sim_time_s", "elapsed_s", "compute_s", "comm_cloud_s",
+        "comm_regional_s", "comm_edge_s", "comm_s", "wait_s", "worker_loss", "global_train_loss", "test_loss", "test_acc"]
     assert len(metrics) == 3 * 4  # three algorithms x four evaluation points
     for _, rows in metrics.groupby("algorithm"):
         assert rows.sim_time_s.is_monotonic_increasing
-        parts = rows.compute_s + rows.filter(regex=r"^comm_l\d+_s$").fillna(0).sum(axis=1) + rows.wait_s
+        parts = rows.compute_s + rows.filter(regex=r"^comm_[a-z_0-9]+_s$").fillna(0).sum(axis=1) + rows.wait_s
         np.testing.assert_allclose(parts, rows.elapsed_s, rtol=1e-9)
+    # H-SGD (40,2) @ levels 0,2 spends its local rounds at the edge servers, never the regional ones
+    partial = metrics[metrics.spec == "hsgd:40,2@0,2"].iloc[-1]
+    assert partial.comm_edge_s > 0 and np.isnan(partial.comm_regional_s)
+    assert metrics[metrics.spec == "local:2"][["comm_regional_s", "comm_edge_s"]].isna().all().all()
+    events = pd.read_csv(run_dir / "events.csv")
+    tiers = events[events.algorithm == "H-SGD (40,2) @ levels 0,2"].groupby("level").tier.unique()
+    assert {k: list(v) for k, v in tiers.items()} == {0: ["cloud"], 2: ["edge"]}
     # local SGD sends every worker's model across the inter-region links: slower per iteration
     last = metrics.groupby("spec").sim_time_s.max()
     assert last["local:2"] > last["hsgd:40,2@0,2"]
@@ -156,7 +166,7 @@ def test_same_seed_gives_identical_files_and_other_seeds_differ(tiny_config, tmp
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     other = run_experiment(tiny_config.with_overrides(["seeds=1"]), reports_root=tmp_path / "c", progress=False)
     m_a, m_c = pd.read_csv(a / "metrics.csv"), pd.read_csv(other / "metrics.csv")
-    assert not np.allclose(m_a.train_loss, m_c.train_loss)
+    assert not np.allclose(m_a.worker_loss, m_c.worker_loss)
     assert not np.allclose(m_a.sim_time_s, m_c.sim_time_s)  # trace offsets are drawn from the seed too
 
 
@@ -178,9 +188,9 @@ def test_events_setting_thins_the_log_and_leaves_the_clock_alone(tiny_config, tm
     config = tiny_config.with_overrides(["algorithms=hsgd", "iterations=20"])
     runs = {mode: run_experiment(config.with_overrides([f"events={mode}"]), reports_root=tmp_path / mode, progress=False)
             for mode in ("all", "aggregations", "none")}
-    full = pd.read_csv(runs["all"] / "events.csv", keep_default_na=False)  # peer "" stays ""
-    aggregations = pd.read_csv(runs["aggregations"] / "events.csv", keep_default_na=False)
-    pd.testing.assert_frame_equal(aggregations, full[full.kind == "aggregate"].reset_index(drop=True))
+    full = pd.read_csv(runs["all"] / "events.csv")
+    aggregations = pd.read_csv(runs["aggregations"] / "events.csv")
+    pd.testing.assert_frame_equal(aggregations, full[full.kind == "aggregate"].reset_index(drop=True), check_dtype=False)
     assert len(aggregations) > 0 and len(full) > 10 * len(aggregations)
     assert pd.read_csv(runs["none"] / "events.csv").empty
     times = [pd.read_csv(run / "metrics.csv").sim_time_s.tolist() for run in runs.values()]

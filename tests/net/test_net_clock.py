@@ -44,8 +44,8 @@ def test_event_log_of_local_then_global_rounds(helpers):
                     (4, "aggregate", 0, "cloud", 0.25, 0.52)]
     b = clock.breakdown()
     assert b["compute_s"] == pytest.approx(0.04, abs=TOL)
-    assert b["comm_l1_s"] == pytest.approx(0.21, abs=TOL)
-    assert b["comm_l0_s"] == pytest.approx(0.27, abs=TOL)
+    assert b["comm_level_1_s"] == pytest.approx(0.21, abs=TOL)
+    assert b["comm_cloud_s"] == pytest.approx(0.27, abs=TOL)
     assert b["wait_s"] == pytest.approx(0.0, abs=TOL)
     assert b["elapsed_s"] == pytest.approx(0.52, abs=TOL)
 
@@ -61,7 +61,7 @@ def test_a_straggler_holds_the_barrier(helpers):
     assert (barrier.start_s, barrier.end_s) == (pytest.approx(0.115), pytest.approx(0.135))
     wb = clock.worker_breakdown()
     np.testing.assert_allclose(wb["compute_s"], [0.01, 0.03], atol=TOL)
-    np.testing.assert_allclose(wb["comm_l0_s"], [0.21, 0.21], atol=TOL)
+    np.testing.assert_allclose(wb["comm_cloud_s"], [0.21, 0.21], atol=TOL)
     np.testing.assert_allclose(wb["wait_s"], [0.02, 0.0], atol=TOL)  # w0 waits for w1
     np.testing.assert_allclose(wb["clock_s"], [0.24, 0.24], atol=TOL)
 
@@ -100,7 +100,7 @@ def test_partial_participation(helpers):
     assert downs == ["s0", "s1", "w0", "w1", "w2", "w3"]  # everyone receives the average
     wb = clock.worker_breakdown()
     np.testing.assert_allclose(wb["compute_s"], [0.02, 0, 0, 0], atol=TOL)
-    total = wb["compute_s"] + wb["comm_l0_s"] + wb["wait_s"]
+    total = wb["compute_s"] + wb["comm_cloud_s"] + wb["wait_s"]
     np.testing.assert_allclose(total, wb["clock_s"], atol=TOL)
     nobody = np.zeros(4, dtype=bool)
     clock.advance(3, nobody)
@@ -169,8 +169,8 @@ def test_vector_and_simpy_backends_agree_exactly(name, trace_dir):
     ev_v, wb_v, b_v = frames["auto"]
     ev_s, wb_s, b_s = frames["simpy"]
     assert len(ev_v) == len(ev_s) > 0
-    for col in ("t", "kind", "level", "node", "peer", "size_bytes"):
-        assert ev_v[col].tolist() == ev_s[col].tolist()
+    for col in ("t", "kind", "level", "tier", "node", "peer", "size_bytes", "round_bytes"):
+        assert ev_v[col].equals(ev_s[col])
     np.testing.assert_allclose(ev_v[["start_s", "end_s"]].to_numpy(), ev_s[["start_s", "end_s"]].to_numpy(),
                                rtol=0, atol=TOL)
     for key in wb_v:
@@ -185,7 +185,8 @@ def test_breakdown_identity_holds_per_worker(name):
     clock = price_schedule(topo, T, participants=lambda t: _masks(topo.n_workers, 1, t)[0],
                            model_bytes=2e6, seed=3)
     wb = clock.worker_breakdown()
-    comm = sum(wb[f"comm_l{l}_s"] for l in range(topo.tree.n_levels))
+    comm = sum(wb[c] for c in clock.comm_columns)
+    assert len(clock.comm_columns) == topo.tree.n_levels
     np.testing.assert_allclose(wb["compute_s"] + comm + wb["wait_s"], wb["clock_s"], rtol=1e-12, atol=TOL)
     assert np.all(wb["wait_s"] >= -TOL)
     b = clock.breakdown()
@@ -214,7 +215,7 @@ def test_trace_override_changes_the_network(tmp_path):
     base = price_schedule("star", 10, model_bytes=1e5, seed=0)
     swapped = price_schedule("star", 10, model_bytes=1e5, seed=0, trace_overrides={"synth_home_access": slow})
     assert swapped.now_s > base.now_s
-    assert swapped.breakdown()["comm_l0_s"] > base.breakdown()["comm_l0_s"] + 0.4  # 500 vs ~78 ms RTT
+    assert swapped.breakdown()["comm_cloud_s"] > base.breakdown()["comm_cloud_s"] + 0.4  # 500 vs ~78 ms RTT
 
 
 def test_routers_share_links_and_use_the_simpy_backend(helpers, mbps):
@@ -288,10 +289,41 @@ def test_record_modes_and_frame(helpers):
         clock = price_schedule(g, 4, model_bytes=S, seed=0, record=mode)
         frame = clock.events_frame()
         assert set(frame["kind"]) == kinds
-        assert list(frame.columns) == ["t", "kind", "level", "node", "peer", "start_s", "end_s", "size_bytes"]
+        assert list(frame.columns) == ["t", "kind", "level", "tier", "node", "peer", "start_s", "end_s",
+                                       "size_bytes", "round_bytes"]
         assert len(frame) == len(clock.events)
-    agg = price_schedule(g, 4, model_bytes=S, seed=0).events_frame().query("kind == 'aggregate' and t == 4")
-    assert agg["size_bytes"].item() == S * (4 + 2 + 2 + 4)  # 6 uploads + 6 downloads
+    frame = price_schedule(g, 4, model_bytes=S, seed=0).events_frame()
+    agg = frame.query("kind == 'aggregate' and t == 4")
+    assert agg["round_bytes"].item() == S * (4 + 2 + 2 + 4)  # 6 uploads + 6 downloads
+    assert agg["size_bytes"].isna().all() and frame.query("kind == 'barrier'")[["size_bytes", "round_bytes"]].isna().all().all()
+
+
+def test_event_bytes_add_up(helpers):
+    """Each byte is counted once: the transfers' size_bytes sum to the rounds' round_bytes."""
+    frame = price_schedule(helpers.two_level(), 8, model_bytes=S, seed=0).events_frame()
+    transfers = frame[frame.kind.isin(["up", "down"])]
+    assert transfers["size_bytes"].notna().all() and frame["size_bytes"].sum() == transfers["size_bytes"].sum()
+    assert frame["size_bytes"].sum() == frame["round_bytes"].sum() > 0
+    per_round = transfers.groupby("t").size_bytes.sum()
+    assert per_round.to_dict() == frame[frame.kind == "aggregate"].groupby("t").round_bytes.sum().to_dict()
+
+
+def test_levels_named_by_the_topology_tiers(helpers):
+    g = helpers.two_level()
+    for node, attrs in g.nodes(data=True):
+        if attrs["role"] == "server":
+            attrs["tier"] = "edge"
+    clock = price_schedule(g, 4, model_bytes=S, seed=0)
+    assert clock.comm_columns == ("comm_cloud_s", "comm_edge_s")
+    assert {"comm_cloud_s", "comm_edge_s"} <= set(clock.breakdown())
+    frame = clock.events_frame()
+    assert dict(zip(frame.level, frame.tier)) == {0: "cloud", 1: "edge"}
+    g.nodes["cloud"]["tier"] = "edge"
+    with pytest.raises(ValueError, match="repeat a name"):
+        price_schedule(g, 1, model_bytes=S, seed=0)
+    g.nodes["cloud"]["tier"] = "Cloud!"
+    with pytest.raises(ValueError, match="'tier' must be a lowercase name"):
+        price_schedule(g, 1, model_bytes=S, seed=0)
 
 
 def test_bootstrap_sampling_is_seeded():

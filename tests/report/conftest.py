@@ -20,6 +20,7 @@ import pytest
 EVIL = "<script>alert(1)</script>"
 COMPUTE_S = 0.05  # per iteration
 LEVEL_COST_S = (0.6, 0.12, 0.03)  # one aggregation at level 0 (cloud), 1, 2
+TIERS = ("cloud", "regional", "edge")
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,11 @@ def edge3level(evil: bool = False) -> nx.Graph:
     g.add_node("cloud", role="cloud", period=40)
     for r in range(2):
         reg = EVIL if evil and r == 1 else f"regional-{r}"
-        g.add_node(reg, role="server", period=10)
+        g.add_node(reg, role="server", period=10, tier="regional")
         g.add_edge("cloud", reg, rtt_trace="wan", bandwidth_mbps=100.0)
         for e in range(2):
             edge = f"edge-{2 * r + e}"
-            g.add_node(edge, role="server", period=2)
+            g.add_node(edge, role="server", period=2, tier="edge")
             g.add_edge(reg, edge, latency_ms=5.0, up_mbps=50.0, down_mbps=200.0)
             for w in range(2):
                 worker = f"worker-{4 * r + 2 * e + w}"
@@ -65,10 +66,15 @@ def _per_iteration_costs(algo: FakeAlgorithm) -> tuple[float, ...]:
     return tuple(cost / p if p else 0.0 for cost, p in zip(LEVEL_COST_S, algo.periods))
 
 
-def metrics_rows(algo: FakeAlgorithm, seed: int, n_points: int, eval_every: int, stop_at: int | None) -> list[dict]:
+def metrics_rows(algo: FakeAlgorithm, seed: int, n_points: int, eval_every: int, stop_at: int | None,
+                 legacy: bool = False) -> list[dict]:
+    """The runner's columns; ``legacy``: as written before tiers (comm_l<k>_s counting the
+    algorithm's own levels, train_loss)."""
     rng = np.random.default_rng(1000 * seed + len(algo.label))
     jitter = 1.0 + 0.03 * seed  # seeds see different trace offsets, hence slightly different clocks
     comm = _per_iteration_costs(algo)
+    kept = [lvl for lvl, p in enumerate(algo.periods) if p]
+    names = [f"comm_l{k}_s" for k in range(len(kept))] if legacy else [f"comm_{TIERS[lvl]}_s" for lvl in kept]
     rows = []
     for k in range(n_points):
         it = k * eval_every
@@ -77,28 +83,39 @@ def metrics_rows(algo: FakeAlgorithm, seed: int, n_points: int, eval_every: int,
         row = {
             "algorithm": algo.label, "spec": algo.spec, "seed": seed, "iteration": it,
             "compute_s": it * COMPUTE_S, "wait_s": it * 0.004 * jitter,
-            **{f"comm_l{lvl}_s": it * c * jitter for lvl, c in enumerate(comm)},
-            "train_loss": loss, "test_loss": loss + 0.05, "test_acc": float(np.clip(acc, 0, 1)), "status": "",
+            **{name: it * comm[lvl] * jitter for name, lvl in zip(names, kept)},
+            "train_loss" if legacy else "worker_loss": loss * 0.2, "test_loss": loss + 0.05,
+            "test_acc": float(np.clip(acc, 0, 1)), "status": "",
         }  # fmt: skip
-        row["sim_time_s"] = row["compute_s"] + row["wait_s"] + sum(row[f"comm_l{lvl}_s"] for lvl in range(3))
+        if not legacy:
+            row["global_train_loss"] = loss
+        row["sim_time_s"] = row["compute_s"] + row["wait_s"] + sum(row[name] for name in names)
         rows.append(row)
         if stop_at is not None and it >= stop_at:
-            row.update(train_loss=float("nan"), test_loss=float("nan"), status=f"diverged: loss is NaN at iteration {it}")
+            row.update(test_loss=float("nan"), status=f"diverged: loss is NaN at iteration {it}")
+            row["train_loss" if legacy else "worker_loss"] = float("nan")
             break
     return rows
 
 
-def event_rows(algo: FakeAlgorithm, seed: int, iterations: int) -> list[dict]:
+def event_rows(algo: FakeAlgorithm, seed: int, iterations: int, legacy: bool = False) -> list[dict]:
     rows = []
-    for lvl, period in enumerate(algo.periods):
-        if not period:
-            continue
+    kept = [lvl for lvl, p in enumerate(algo.periods) if p]
+    for own, lvl in enumerate(kept):
+        period = algo.periods[lvl]
         for it in range(period, iterations, period * 5):  # a sample of the aggregations
             start = it * 0.08
-            # The network clock's schema: t, kind (up/down/barrier/aggregate), level, node, peer, ...
-            base = {"algorithm": algo.label, "seed": seed, "t": it, "level": lvl, "node": f"level-{lvl}", "peer": ""}
-            rows.append({**base, "kind": "aggregate", "start_s": start, "end_s": start + LEVEL_COST_S[lvl], "size_bytes": 4936 * 8})
-            rows.append({**base, "kind": "up", "start_s": start, "end_s": start + LEVEL_COST_S[lvl] / 2, "size_bytes": 4936})
+            # The network clock's schema: t, kind (up/down/barrier/aggregate), level, tier, node, peer, ...
+            base = {"algorithm": algo.label, "seed": seed, "t": it, "level": own if legacy else lvl, "node": f"level-{lvl}", "peer": ""}
+            if legacy:
+                rows.append({**base, "kind": "aggregate", "start_s": start, "end_s": start + LEVEL_COST_S[lvl], "size_bytes": 4936 * 8})
+                rows.append({**base, "kind": "up", "start_s": start, "end_s": start + LEVEL_COST_S[lvl] / 2, "size_bytes": 4936})
+                continue
+            base["tier"] = TIERS[lvl]
+            rows.append({**base, "kind": "aggregate", "start_s": start, "end_s": start + LEVEL_COST_S[lvl],
+                         "size_bytes": np.nan, "round_bytes": 4936 * 8})
+            rows.append({**base, "kind": "up", "start_s": start, "end_s": start + LEVEL_COST_S[lvl] / 2,
+                         "size_bytes": 4936, "round_bytes": np.nan})
     return rows
 
 
@@ -113,6 +130,7 @@ def write_run(
     diverge: bool = False,
     files: tuple[str, ...] = ("events", "topology", "traces"),
     target_acc: float = 0.5,
+    legacy: bool = False,
 ) -> Path:
     """A run folder in ``root`` (created); returns its path."""
     root.mkdir(parents=True, exist_ok=True)
@@ -121,8 +139,8 @@ def write_run(
     for i, algo in enumerate(algos):
         for seed in seeds:
             stop = 120 if diverge and i == len(algos) - 1 and seed == seeds[-1] else None
-            rows += metrics_rows(algo, seed, n_points, eval_every, stop)
-            events += event_rows(algo, seed, n_points * eval_every)
+            rows += metrics_rows(algo, seed, n_points, eval_every, stop, legacy)
+            events += event_rows(algo, seed, n_points * eval_every, legacy)
     pd.DataFrame(rows).to_csv(root / "metrics.csv", index=False)
     config = {
         "config": {"topology": "edge3level", "target_acc": target_acc, "seeds": list(seeds), "iterations": n_points * eval_every,

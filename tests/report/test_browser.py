@@ -14,6 +14,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from testbed.report import build_report
@@ -126,3 +127,48 @@ def test_report_renders_in_headless_chromium(chromium, make_run, tmp_path):
     assert shot_run.returncode == 0 and shot.is_file(), f"no screenshot: {shot_run.stderr[-2000:]}"
     assert shot.stat().st_size > 50_000  # a blank page compresses to a few KB
     log.info("screenshot of the report: %s", shot)
+
+
+def _hierarchy(fanouts: list[int]):
+    from testbed.net.builders import hierarchy_graph
+
+    links = [{"latency_ms": 35.0, "bandwidth_mbps": 1000.0}, {"latency_ms": 4.0, "bandwidth_mbps": 1000.0},
+             {"latency_ms": 8.0, "up_mbps": 20.0, "down_mbps": 100.0}]
+    g = hierarchy_graph(fanouts, [40, 10, 2], links)
+    for node, attrs in g.nodes(data=True):
+        if attrs["role"] == "server":
+            attrs["tier"] = "regional" if node.startswith("s1_") else "edge"
+    return g
+
+
+@pytest.mark.parametrize("fanouts", [[3, 2, 4], [4, 5, 5]], ids=["24-workers", "100-workers"])
+def test_report_reads_at_a_glance(chromium, make_run, tmp_path, fanouts):
+    """The verdict, the time to target with each seed's crossing and a readable topology
+    (tier rows, link figures written on the drawing, workers grouped above 24) are on the page."""
+    import json
+
+    import networkx as nx
+
+    run = make_run(seeds=(0, 1, 2))
+    graph = _hierarchy(fanouts)
+    (run / "topology.json").write_text(json.dumps(nx.node_link_data(graph, edges="links")))
+    url = build_report(run).resolve().as_uri()
+    dom = _run_browser(chromium, tmp_path / "profile-dom", "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    page = dom.stdout
+    section = {name: page[page.index(f'<section id="{name}"'):] for name in ("verdict", "time-to-target", "topology")}
+    for name in section:
+        section[name] = section[name][: section[name].index("</section>")]
+    assert "reaches 50% test accuracy first" in section["verdict"]
+    assert "per seed: median (min–max)" in section["time-to-target"]
+    assert re.search(r"\d s \(\d[\d.]* s–\d[\d.]* s\)", section["time-to-target"])  # median (min–max)
+    assert re.search(r"0: [\d.]+ s; 1: [\d.]+ s; 2: [\d.]+ s", section["time-to-target"])  # each seed's own
+    n_workers = int(np.prod(fanouts))
+    drawn = re.sub(r"<[^>]+>", " ", section["topology"])  # the svg's text, as a reader sees it
+    for text in ("cloud", "regional", "edge", f"{n_workers} workers", "links: 4 ms", "1 Gbit/s", "↑20 Mbit/s ↓100 Mbit/s"):
+        assert text in drawn, text
+    assert ("×5" in drawn) == (n_workers > 24)  # 100 workers: one node per edge server
+
+    shot = tmp_path / "report.png"
+    done = _run_browser(chromium, tmp_path / "profile-shot", "--window-size=1300,5600", f"--screenshot={shot}", url)
+    assert done.returncode == 0 and shot.stat().st_size > 50_000  # a blank page compresses to a few KB

@@ -20,10 +20,10 @@ def test_accuracy_figure_has_band_and_mean_per_algorithm_and_dashes_baselines():
 
 
 def test_breakdown_figure_stacks_components_in_order():
-    rows = [Breakdown("a", (("compute", 1.0), ("communication L0 (cloud)", 2.0), ("waiting", 0.5)), 3.5)]
+    rows = [Breakdown("a", (("compute", 1.0), ("communication: cloud", 2.0), ("waiting", 0.5)), 3.5)]
     fig = breakdown_figure(rows)
     assert fig.layout.barmode == "stack"
-    assert [t.name for t in fig.data] == ["compute", "communication L0 (cloud)", "waiting"]
+    assert [t.name for t in fig.data] == ["compute", "communication: cloud", "waiting"]
     assert [t.x[0] for t in fig.data] == [1.0, 2.0, 0.5]
 
 
@@ -33,3 +33,20 @@ def test_trace_ecdf_shows_percentiles_in_legend_and_is_downsampled():
     (line,) = fig.data
     assert line.name == "wan (p50 5e+03, p90 9e+03, p99 9.9e+03 ms)"
     assert len(line.x) <= 2001 and line.x[-1] == 10000 and line.y[-1] == 1.0
+
+
+def test_colours_follow_the_algorithm_family_and_hover_carries_units():
+    from testbed.report.figures import FAMILY_SHADES, family_colors
+
+    colors = family_colors({"local SGD P=2": 1, "H-SGD (40,10,2)": 3, "local SGD P=40": 1, "H-SGD (40,2)": 2})
+    assert colors["local SGD P=2"] == FAMILY_SHADES["local SGD"][0] != colors["local SGD P=40"] == FAMILY_SHADES["local SGD"][1]
+    assert colors["H-SGD (40,2)"] in FAMILY_SHADES["two-level H-SGD"]
+    assert colors["H-SGD (40,10,2)"] in FAMILY_SHADES["multi-level H-SGD"]
+    b = band([(np.array([0.0, 2.0]), np.array([0.1, 0.6]))])
+    fig = accuracy_figure({"local SGD P=2": b}, x_title="s", colors=colors, x_unit="s", log_x=True)
+    assert fig.data[0].line.color == colors["local SGD P=2"]
+    assert "t = %{x:.4g} s" in fig.data[0].hovertemplate and "test accuracy %{y:.1%}" in fig.data[0].hovertemplate
+    assert fig.layout.xaxis.type == "log"
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["linear x", "log x"]
+    single = band([(np.array([5.0]), np.array([0.4]))])  # one evaluation: a marker, not an invisible line
+    assert accuracy_figure({"a": single}, x_title="iterations").data[0].mode == "markers"

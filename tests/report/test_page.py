@@ -27,7 +27,7 @@ def test_build_report_writes_one_self_contained_page(run_dir):
     assert page.count("<script") == len(figures) + 1  # one per figure plus plotly.js
     for text in ("edge3level", "quick", "0123456789abcdef", "2024-05-01T12:00:00+00:00", "0, 1"):
         assert text in page
-    assert "x vs local SGD P=2" in page and "x vs local SGD P=40" in page
+    assert "speed-up vs local SGD P=2" in page and "speed-up vs local SGD P=40" in page
     assert "(failed)" not in page
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []  # no temp file left
 

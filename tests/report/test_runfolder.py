@@ -12,13 +12,29 @@ def test_load_run_reads_every_file(run_dir):
     assert [a.label for a in run.algorithms] == ["H-SGD (40,10,2)", "local SGD P=2", "local SGD P=40", "H-SGD (40,2) @ levels 0,2"]
     assert [a.is_local_sgd for a in run.algorithms] == [False, True, True, False]
     assert run.algorithm("H-SGD (40,10,2)").periods == ((40,), (10, 10), (2, 2, 2, 2))
-    assert run.seeds == (0, 1) and run.target_acc == 0.5 and run.comm_levels == (0, 1, 2)
+    assert run.seeds == (0, 1) and run.target_acc == 0.5 and run.comm_columns == ("comm_cloud_s", "comm_regional_s", "comm_edge_s")
     assert run.git_revision == "0123456789abcdef" and run.model_bytes == 4936
     assert len(run.metrics) == 4 * 2 * 30
     assert set(run.curves("local SGD P=2")) == {0, 1}
     assert run.events is not None and run.topology is not None and run.topology.number_of_nodes() == 15
     assert {t.name: (t.kind, t.unit) for t in run.traces.values()} == {"lte-bw": ("bandwidth", "Mbit/s"), "wan": ("rtt", "ms")}
     assert run.notes == ()
+
+
+def test_an_old_run_folder_loads_with_todays_columns(make_run):
+    """Before tiers, comm_l<k>_s counted each algorithm's own levels: H-SGD (40,2) @ levels 0,2
+    had its edge traffic in comm_l1_s. Loading maps it by the spec onto the topology's level 2."""
+    old, new = load_run(make_run("old", legacy=True)), load_run(make_run("new"))
+    assert old.comm_columns == ("comm_cloud_s", "comm_level_1_s", "comm_level_2_s")
+    partial = old.metrics[old.metrics.algorithm == "H-SGD (40,2) @ levels 0,2"]
+    expected = new.metrics[new.metrics.algorithm == "H-SGD (40,2) @ levels 0,2"]
+    assert partial.comm_level_2_s.tolist() == expected.comm_edge_s.tolist()
+    assert partial.comm_level_1_s.isna().all() and "worker_loss" in old.metrics and "train_loss" not in old.metrics
+    events = old.events[old.events.algorithm == "H-SGD (40,2) @ levels 0,2"]
+    assert sorted(set(zip(events.level, events.tier))) == [(0, "cloud"), (2, "level_2")]
+    assert old.events.size_bytes.sum() == new.events.size_bytes.sum()  # aggregate rows no longer count twice
+    assert old.events.round_bytes.sum() == new.events.round_bytes.sum()
+    assert any("predates tier-named columns" in n for n in old.notes)
 
 
 @pytest.mark.parametrize("name", ["config.json", "metrics.csv"])

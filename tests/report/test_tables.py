@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,11 +52,11 @@ def test_time_to_target_and_speedups_exact():
 
 
 def test_speedup_text():
-    assert speedup_text(Speedup("local SGD P=2", 1.8)) == "1.80x vs local SGD P=2"
-    assert speedup_text(Speedup("local SGD P=40", 1.25, lower_bound=True)) == "> 1.25x vs local SGD P=40 (never reached)"
+    assert speedup_text(Speedup("local SGD P=2", 1.8)) == "1.80x"  # the column names the baseline
+    assert speedup_text(Speedup("local SGD P=40", 1.25, lower_bound=True)) == "> 1.25x (never reached)"
     assert speedup_text(Speedup("local SGD P=2", None)) == "—"
     assert speedup_text(Speedup("local SGD P=2", 1.0, is_self=True)) == "baseline"
-    assert speedup_text(Speedup("x", float("inf"))) == "∞x vs x"
+    assert speedup_text(Speedup("x", float("inf"))) == "∞x"
 
 
 def test_target_at_time_zero_is_an_infinite_speedup():
@@ -72,21 +74,21 @@ def test_run_target_table_on_a_fake_folder_matches_the_fake_curves(run_dir):
     assert rows["local SGD P=2"].iteration < rows["H-SGD (40,10,2)"].iteration < rows["local SGD P=40"].iteration
 
 
-def test_component_columns_order_levels_numerically():
-    cols = ["comm_l10_s", "wait_s", "comm_l2_s", "compute_s", "comm_l0_s", "div_up"]
+def test_component_columns_name_the_tiers_in_metrics_order():
+    cols = ["wait_s", "comm_cloud_s", "compute_s", "comm_regional_s", "comm_s", "comm_level_2_s", "div_up"]
     assert component_columns(cols) == [
-        ("compute_s", "compute"), ("comm_l0_s", "communication L0 (cloud)"), ("comm_l2_s", "communication L2"),
-        ("comm_l10_s", "communication L10"), ("wait_s", "waiting"),
+        ("compute_s", "compute"), ("comm_cloud_s", "communication: cloud"), ("comm_regional_s", "communication: regional"),
+        ("comm_level_2_s", "communication: level 2"), ("wait_s", "waiting"),
     ]  # fmt: skip
 
 
 def test_breakdown_takes_each_seeds_last_row_and_averages():
     m = pd.DataFrame({
         "algorithm": ["a"] * 4, "seed": [0, 0, 1, 1], "iteration": [0, 10, 0, 10],
-        "sim_time_s": [0, 10, 0, 14], "compute_s": [0, 4, 0, 6], "comm_l0_s": [0, 5, 0, 7], "wait_s": [0, 1, 0, 1],
+        "sim_time_s": [0, 10, 0, 14], "compute_s": [0, 4, 0, 6], "comm_cloud_s": [0, 5, 0, 7], "wait_s": [0, 1, 0, 1],
     })  # fmt: skip
     (row,) = breakdown(m, ["a", "missing"])
-    assert row.parts == (("compute", 5.0), ("communication L0 (cloud)", 6.0), ("waiting", 1.0))
+    assert row.parts == (("compute", 5.0), ("communication: cloud", 6.0), ("waiting", 1.0))
     assert row.sim_time_s == 12.0
 
 
@@ -102,3 +104,21 @@ def test_aggregation_summary_counts_per_seed():
 def test_aggregation_summary_names_missing_columns():
     with pytest.raises(ValueError, match="events.csv: missing column.*end_s"):
         aggregation_summary(pd.DataFrame({"algorithm": [], "seed": [], "kind": [], "level": [], "start_s": []}))
+
+
+def test_time_to_target_per_seed_spread(make_run):
+    from testbed.report.tables import seeds_text, spread_text
+
+    run = load_run(make_run(seeds=(0, 1, 2)))
+    rows = {r.label: r for r in run_target_table(run, 0.5)}
+    h = rows["H-SGD (40,10,2)"]
+    own = {seed: g[g.test_acc >= 0.5].sim_time_s.min() for seed, g in run.metrics[run.metrics.algorithm == h.label].groupby("seed")}
+    assert dict(h.seed_times_s) == pytest.approx(own)
+    median, lo, hi, reached = h.spread
+    assert (median, lo, hi, reached) == (pytest.approx(np.median(list(own.values()))), min(own.values()), max(own.values()), 3)
+    assert spread_text(h).count(" s") == 3 and seeds_text(h).startswith("0: ")
+    never = rows["local SGD P=40"]
+    assert never.spread is None or never.spread[3] <= 3
+    partial = dataclasses.replace(h, seed_times_s=((0, 10.0), (1, None), (2, 30.0)))
+    assert spread_text(partial) == "20 s (10 s–30 s), 2 of 3 seeds"
+    assert seeds_text(partial) == "0: 10 s; 1: not reached; 2: 30 s"

@@ -51,3 +51,29 @@ def test_topology_figure_escapes_node_names_in_text_and_hover(make_topology):
     texts = [t for tr in fig.data for t in (tr.text or ()) + (tr.hovertext or ())]
     assert any("&lt;script&gt;" in t for t in texts)
     assert not any("<script>" in t for t in texts)
+
+
+def test_fixed_latency_links_are_listed_alike_ones_together(make_topology):
+    from testbed.report.topology_view import fixed_links
+
+    rows = fixed_links(make_topology())  # WAN links use a trace; 4 metro and 8 access links are fixed
+    assert rows == [["regional", "edge", "4", "5 ms", "↑50 Mbit/s ↓200 Mbit/s"], ["edge", "worker", "8", "2 ms", "bw lte-bw"]]
+
+
+def test_a_hundred_workers_are_drawn_as_one_node_per_server_with_tiers_and_link_figures():
+    from testbed.net.builders import hierarchy_graph
+    from testbed.report.topology_view import row_names
+
+    links = [{"latency_ms": 40.0, "bandwidth_mbps": 1000.0}, {"latency_ms": 5.0, "bandwidth_mbps": 100.0},
+             {"latency_ms": 2.0, "bandwidth_mbps": 50.0}]
+    g = hierarchy_graph([4, 5, 5], [40, 10, 2], links)
+    layout = tree_layout(g)
+    assert len(layout.groups) == 20 and sum(len(k) for k in layout.groups.values()) == 100
+    assert sum(1 for n in layout.position if n in layout.groups) == 20
+    assert list(row_names(g, layout).values())[-1] == "100 workers"
+    fig = topology_figure(g, layout)
+    notes = [a.text for a in fig.layout.annotations]
+    assert {"links: 40 ms<br>1 Gbit/s", "links: 5 ms<br>100 Mbit/s", "links: 2 ms<br>50 Mbit/s"} <= set(notes)
+    assert any("×5" in (t.text or ()) for t in fig.data)
+    small = tree_layout(g, collapse_above=1000)
+    assert small.groups == {} and sum(1 for n in small.position if g.nodes[n]["role"] == "worker") == 100
