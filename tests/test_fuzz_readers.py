@@ -1,4 +1,4 @@
-"""Seeded fuzzing of the readers a user feeds: topology (JSON, GraphML, GML), trace, config,
+"""Seeded fuzzing of the readers a user feeds: topology (JSON, GraphML, GML), trace, config (JSON, TOML),
 LEAF and npz files, and the measurement files `trace import` reads.
 
 Each case is a valid file with random mutations (bytes flipped, cut, repeated, nasty tokens
@@ -40,6 +40,7 @@ TOPOLOGY = json.dumps({
 TRACE = b"t_s,rtt_ms\n0,10.5\n1,11\n2.5,9.75\n3,30\n"
 CONFIG = json.dumps({"iterations": 20, "lr": 0.05, "seeds": [0, 1], "algorithms": ["local:2", "hsgd"],
                      "batch_size": 8, "participation": 0.5, "partition": "dirichlet", "dirichlet_alpha": 0.3}).encode()
+CONFIG_TOML = b'iterations = 20\nlr = 0.05\nseeds = [0, 1]\nalgorithms = ["local:2", "hsgd"]\npartition = "iid"\n'
 LEAF = json.dumps({"users": ["a", "b"], "num_samples": [1, 2],
                    "user_data": {"a": {"x": [[0.5] * 784], "y": [3]}, "b": {"x": [[0.0] * 784, [1.0] * 784], "y": [0, 61]}}}).encode()
 
@@ -151,6 +152,7 @@ KINDS: dict[str, tuple[bytes, str, Callable[[Path], None]]] = {
     "gml": (_as("gml"), "fuzz.gml", _topology),
     "trace": (TRACE, "fuzz.csv", _trace),
     "config": (CONFIG, "fuzz.json", _config),
+    "config-toml": (CONFIG_TOML, "fuzz.toml", _config),
     "leaf": (LEAF, "leaf/train/fuzz.json", _leaf),
     "npz": (_npz(), "fuzz.npz", _npz_file),
     "ping-series": (PING_SERIES, "ping.csv", _importer("ping-series")),

@@ -23,6 +23,7 @@ import numpy as np
 
 from .traces import Trace, is_finite_number, read_text
 
+MAX_UNIX_S = 1e11  # seconds from 1970: some 3000 years either way, and differences of them stay exact enough
 PING_COLUMNS = ("source", "destination", "timestamp", "min", "avg", "max", "mdev")
 
 
@@ -105,9 +106,15 @@ def parse_timestamp(text: str, where: str) -> float:
     """Unix seconds or ISO 8601 (a trailing Z is UTC); the error names ``where``."""
     text = text.strip()
     try:
-        return float(text)
+        if not text.isascii() or "_" in text:  # float() also reads 1_000 and non-ASCII digits
+            raise ValueError
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not abs(seconds) <= MAX_UNIX_S:  # also NaN
+            raise ValueError(f"{where}, column 'timestamp': {text!r} is not a Unix time within {MAX_UNIX_S:g} s of 1970")
+        return seconds
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
