@@ -26,8 +26,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 experiment: $(STAMP)  ## train and price the algorithms on TOPO (default: the preset's; PRESET, SET="k=v ...", RESUME=run folder) and print the report path
+# TOPO and SET go along with RESUME, so the CLI refuses them instead of make dropping them
 ifdef RESUME
-	$(BIN)/testbed experiment --resume $(RESUME)
+	$(BIN)/testbed experiment --resume $(RESUME) $(if $(TOPO),--topo $(TOPO)) $(foreach s,$(SET),--set $(s))
 else
 	$(BIN)/testbed experiment $(if $(TOPO),--topo $(TOPO)) --preset $(PRESET) --reports $(REPORTS) $(foreach s,$(SET),--set $(s))
 endif

@@ -1,6 +1,7 @@
 """The `testbed` command line. Each subsystem registers its own subcommands.
 
-Exit codes: 0 success, 2 bad input (one line on stderr naming the file/key and the rule).
+Exit codes: 0 success, 2 bad input (one line on stderr naming the file/key and the rule),
+1 the machine refused a write (disk full, read-only file system: one line naming the file).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # Modules exposing `register(subparsers)`; each adds its own subcommands.
@@ -50,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
         print(f"testbed {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`testbed topo list | head -1`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail
+        return 1
+    except OSError as err:  # the machine refused: disk full, read-only file system, I/O error
+        print(f"testbed {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return 1
 
 
 def one_line(err: BaseException) -> str:

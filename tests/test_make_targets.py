@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 def make(*args, timeout=300):
     env = {**os.environ, "PYTHON": sys.executable}
     # the installed .venv is reused: the stamp is newer than pyproject.toml after `make install`
-    return subprocess.run(["make", "-C", str(REPO), *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -99,6 +99,10 @@ def _check_split(name: str, split: str, x: torch.Tensor, y: torch.Tensor | None,
         )
 
 
+MAX_CLASSES = 100_000
+"""Most classes a dataset may have: one label of 10**7 would build a 10-million-way output layer."""
+
+
 def default_cache_dir() -> Path:
     """Where downloads go: ``$TESTBED_DATA``, else ``~/.cache/testbed/data``."""
     env = os.environ.get("TESTBED_DATA")
@@ -140,8 +144,16 @@ def images_to_tensor(
     if layout == "NHWC":
         x = x.permute(0, 3, 1, 2)
     # Convert and scale in one pass; contiguous() after the permute gives NCHW memory order.
-    x = x.to(torch.float32).div_(scale).contiguous()
+    x = check_finite(x.to(torch.float32).div_(scale).contiguous(), source)
     return x if stats is None else normalise_(x, stats, source)
+
+
+def check_finite(x: torch.Tensor, source: str) -> torch.Tensor:
+    """``x``, refused if a value is NaN or infinite (it would poison every model it reaches)."""
+    bad = ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1) if x.numel() else torch.zeros(0, dtype=torch.bool)
+    if bool(bad.any()):
+        raise ValueError(f"{source}: sample {int(bad.nonzero()[0])} holds NaN or inf; inputs must be finite")
+    return x
 
 
 def normalise_(
@@ -173,4 +185,8 @@ def labels_to_tensor(labels: np.ndarray, source: str) -> torch.Tensor:
         whole = bool(np.all(np.mod(arr, 1) == 0))
     if arr.size and not whole:
         raise ValueError(f"{source}: labels must be whole numbers, got dtype {arr.dtype} with other values")
+    if arr.size and not 0 <= arr.min() <= arr.max() < MAX_CLASSES:
+        bad = arr.min() if arr.min() < 0 else arr.max()
+        raise ValueError(f"{source}: label {bad} is outside 0 .. {MAX_CLASSES - 1:_}; a model has at most "
+                         f"{MAX_CLASSES:_} classes")
     return torch.from_numpy(arr.astype(np.int64))

@@ -93,7 +93,7 @@ def make_federated(
         worker_data.append((ds.x_train[sel].to(dev), ds.y_train[sel].to(dev)))
     test = None if ds.x_test is None or ds.y_test is None else (ds.x_test.to(dev), ds.y_test.to(dev))
     fed = FederatedData(worker_data, test, ds.num_classes, ds.name, ds.input_shape, parts)
-    logger.info("%s split %s over %d workers (seed %d) on %s", ds.name, scheme, n_workers, seed, dev)
+    logger.debug("%s split %s over %d workers (seed %d) on %s", ds.name, scheme, n_workers, seed, dev)
     return fed
 
 

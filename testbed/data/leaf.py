@@ -49,9 +49,10 @@ def load_femnist(root: str | os.PathLike | None = None) -> Dataset:
 
     def images(split: LeafSplit, where: Path) -> torch.Tensor:
         try:
-            flat = np.asarray(split.x, dtype=np.float32)
-        except ValueError as err:  # ragged rows
-            raise ValueError(f"{where}: every FEMNIST x must be a list of 784 numbers ({err})") from err
+            with np.errstate(over="ignore"):  # a number past float32 becomes inf, refused below by name
+                flat = np.asarray(split.x, dtype=np.float32)
+        except (ValueError, TypeError, OverflowError) as err:  # ragged rows, text, numbers past float32
+            raise ValueError(f"{where}: every FEMNIST x must be a list of 784 numbers ({err})") from None
         if flat.ndim != 2 or flat.shape[1] != 28 * 28:
             raise ValueError(f"{where}: FEMNIST x must be lists of 784 numbers, got array shape {flat.shape}")
         return images_to_tensor(flat.reshape(-1, 1, 28, 28), None, layout="NCHW", source=str(where))
@@ -93,7 +94,19 @@ def _dataset(
     index: dict[str, int] = {}
     for u in train.users + ([] if test is None else test.users):
         index.setdefault(u, len(index))
-    ds = Dataset(
+    try:
+        ds = _build(name, num_classes, train, test, images, base, index)
+    except DatasetUnavailable:
+        raise
+    except ValueError as err:  # e.g. a label outside the dataset's classes: say which folder
+        raise ValueError(err if str(base) in str(err) else f"{base}: {err}") from None
+    logger.debug("loaded %r from %s", ds, base)
+    return ds
+
+
+def _build(name: str, num_classes: int, train: LeafSplit, test: LeafSplit | None, images, base: Path,
+           index: dict[str, int]) -> Dataset:
+    return Dataset(
         name=name,
         x_train=images(train, base / "train"),
         y_train=torch.from_numpy(train.y),
@@ -103,8 +116,6 @@ def _dataset(
         writers=np.array([index[u] for u in train.users], dtype=np.int64),
         test_writers=None if test is None else np.array([index[u] for u in test.users], dtype=np.int64),
     )
-    logger.info("loaded %r from %s", ds, base)
-    return ds
 
 
 def _find_leaf_dir(root: str | os.PathLike | None, name: str) -> Path:
@@ -134,33 +145,66 @@ def _read_optional(directory: Path) -> LeafSplit | None:
     return None
 
 
+def _read_leaf_json(path: Path) -> dict:
+    """One LEAF file, checked for its shape: {"users": [...], "num_samples": [...], "user_data": {...}}."""
+    from testbed.files import read_input_bytes
+
+    raw = read_input_bytes(path, "a LEAF file is JSON (.json or .json.gz)")
+    if path.name.endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except Exception as err:  # a damaged stream fails in any of gzip's or zlib's ways
+            raise ValueError(f"{path}: not a readable gzip file ({err})") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: byte {err.start} is not UTF-8; LEAF files are UTF-8 JSON") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply for a LEAF file") from None
+    shape = "a LEAF file has users, num_samples, user_data"
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: the top level is a JSON {type(doc).__name__}, not an object; {shape}")
+    for key, kind in (("users", list), ("user_data", dict), ("num_samples", list)):
+        if key not in doc:
+            if key == "num_samples":
+                continue
+            raise ValueError(f"{path}: key {key!r} is missing; {shape}")
+        if not isinstance(doc[key], kind):
+            raise ValueError(f"{path}: {key!r} is a JSON {type(doc[key]).__name__}, not "
+                             f"{'a list' if kind is list else 'an object'}; {shape}")
+    if not all(isinstance(u, str) for u in doc["users"]):
+        raise ValueError(f"{path}: 'users' must be a list of names (strings)")
+    if "num_samples" in doc and not all(isinstance(c, int) and not isinstance(c, bool) for c in doc["num_samples"]):
+        raise ValueError(f"{path}: 'num_samples' must be a list of whole numbers")
+    return doc
+
+
+def _is_label(value: object) -> bool:
+    """A whole number: a bool is an int to Python, and int() would cut 3.7 to 3."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
 def read_leaf_dir(directory: Path) -> LeafSplit:
     """Read every ``*.json`` / ``*.json.gz`` file in ``directory``, in name order."""
     xs: list = []
     ys: list[int] = []
-    users: list[str] = []
+    users_out: list[str] = []
     files = _leaf_files(directory) if directory.is_dir() else []
     if not files:
         raise DatasetUnavailable(f"{directory}: no LEAF .json or .json.gz files")
     for path in files:
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            try:
-                doc = json.load(f)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: not valid JSON ({err})") from err
-        for key in ("users", "user_data"):
-            if key not in doc:
-                raise ValueError(
-                    f"{path}: key {key!r} is missing; a LEAF file has users, num_samples, user_data"
-                )
-        counts = doc.get("num_samples")
-        if counts is not None and len(counts) != len(doc["users"]):
-            raise ValueError(f"{path}: {len(doc['users'])} users but {len(counts)} num_samples entries")
-        for i, user in enumerate(doc["users"]):
-            data = doc["user_data"].get(user)
-            if data is None or "x" not in data or "y" not in data:
-                raise ValueError(f"{path}: user_data[{user!r}] is missing or lacks 'x'/'y'")
+        doc = _read_leaf_json(path)
+        users, counts, user_data = doc["users"], doc.get("num_samples"), doc["user_data"]
+        if counts is not None and len(counts) != len(users):
+            raise ValueError(f"{path}: {len(users)} users but {len(counts)} num_samples entries")
+        for i, user in enumerate(users):
+            data = user_data.get(user)
+            if not isinstance(data, dict) or not isinstance(data.get("x"), list) or not isinstance(data.get("y"), list):
+                raise ValueError(f"{path}: user_data[{user!r}] is missing or lacks 'x'/'y' (lists of equal length)")
             n = len(data["y"])
             if len(data["x"]) != n or (counts is not None and counts[i] != n):
                 raise ValueError(
@@ -168,7 +212,10 @@ def read_leaf_dir(directory: Path) -> LeafSplit:
                     + ("" if counts is None else f" and num_samples {counts[i]}")
                     + "; they must be equal"
                 )
+            for k, label in enumerate(data["y"]):
+                if not _is_label(label):
+                    raise ValueError(f"{path}: user {user!r}, y[{k}] = {label!r} is not a class label (a whole number)")
             xs.extend(data["x"])
             ys.extend(int(v) for v in data["y"])
-            users.extend([str(user)] * n)
-    return LeafSplit(x=xs, y=np.asarray(ys, dtype=np.int64), users=users)
+            users_out.extend([str(user)] * n)
+    return LeafSplit(x=xs, y=np.asarray(ys, dtype=np.int64), users=users_out)

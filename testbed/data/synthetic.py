@@ -95,7 +95,7 @@ def load_synthetic(
         writers=np.concatenate(ids_train),
         test_writers=np.concatenate(ids_test),
     )
-    logger.info("generated %r (alpha=%s, beta=%s, iid=%s, seed=%s)", ds, alpha, beta, iid, seed)
+    logger.debug("generated %r (alpha=%s, beta=%s, iid=%s, seed=%s)", ds, alpha, beta, iid, seed)
     return ds
 
 

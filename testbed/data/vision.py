@@ -28,6 +28,7 @@ from testbed.data.dataset import (
     Dataset,
     DatasetUnavailable,
     channel_stats,
+    check_finite,
     images_to_tensor,
     labels_to_tensor,
     normalise_,
@@ -92,7 +93,7 @@ def load_mnist(root: str | os.PathLike | None = None, *, download: bool = True) 
         y_test=labels_to_tensor(arrays["test"][1], str(raw)),
         num_classes=10,
     )
-    logger.info("loaded %r from %s", ds, raw)
+    logger.debug("loaded %r from %s", ds, raw)
     return ds
 
 
@@ -182,7 +183,7 @@ def load_cifar10(root: str | os.PathLike | None = None, *, download: bool = True
         y_test=labels_to_tensor(np.asarray(test.targets), str(folder)),
         num_classes=10,
     )
-    logger.info("loaded %r from %s", ds, folder)
+    logger.debug("loaded %r from %s", ds, folder)
     return ds
 
 
@@ -218,8 +219,7 @@ def load_npz(
     choice. 2-D arrays are feature vectors and are kept as they are (float32).
     """
     file = _npz_path(root, path)
-    with np.load(file, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    arrays = _read_npz(file)
     for key in ("x_train", "y_train"):
         if key not in arrays:
             raise ValueError(f"{file}: key {key!r} is missing; the file holds {sorted(arrays)}")
@@ -247,8 +247,34 @@ def load_npz(
         writers=arrays.get("writers"),
         test_writers=arrays.get("test_writers"),
     )
-    logger.info("loaded %r from %s (normalisation %s)", ds, file, stats)
+    logger.debug("loaded %r from %s (normalisation %s)", ds, file, stats)
     return ds
+
+
+def _read_npz(file: Path) -> dict[str, np.ndarray]:
+    """Every array of an npz; a truncated, empty or pickled file is refused naming it."""
+    key = None
+    try:
+        with open(file, "rb") as f:  # ours to close, whatever numpy makes of it
+            loaded = np.load(f, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy array
+                raise ValueError(f"{file}: a single .npy array, not an .npz archive of named arrays")
+            with loaded as npz:
+                arrays = {}
+                for key in npz.files:
+                    arrays[key] = npz[key]
+                return arrays
+    except ValueError as err:
+        if "allow_pickle" in str(err) and key is not None:
+            raise ValueError(f"{file}: array {key!r} holds Python objects (a pickle); "
+                             f"an npz here holds numeric arrays only") from None
+        if str(err).startswith(str(file)):
+            raise
+        raise ValueError(f"{file}: not a readable .npz (not a zip archive of .npy arrays); write it with "
+                         f"numpy.savez_compressed") from None
+    except Exception as err:  # a damaged archive fails in any of zipfile's, zlib's or numpy's ways
+        raise ValueError(f"{file}: not a readable .npz ({type(err).__name__}: {err}); write it with "
+                         f"numpy.savez_compressed") from None
 
 
 def _npz_path(root: str | os.PathLike | None, path: str | os.PathLike | None) -> Path:
@@ -272,7 +298,7 @@ def _features(
     arr: np.ndarray, file: Path, key: str, normalize: object, layout: str, stats: tuple | None
 ) -> torch.Tensor:
     if arr.ndim == 2:  # feature vectors: no image scaling
-        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        return check_finite(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)), f"{file}:{key}")
     return images_to_tensor(arr, stats, layout=layout, source=f"{file}:{key}")
 
 

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topo", help="topology name under topologies/ or a path to a topology file "
                    "(default: the preset's or config file's topology; the quick preset's is edge3level)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run from its last checkpoints")
-    p.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default: quick)")
+    p.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default: quick)")
     p.add_argument("--config", type=Path, metavar="FILE", help="config keys from a JSON or TOML file (applied over the preset, under --set)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable; lists comma-separated); `testbed config` lists every key")
@@ -40,9 +40,15 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     from testbed.experiment.runner import resume_experiment, run_experiment
 
     if args.resume:
+        given = [flag for flag, value in (("--topo", args.topo), ("--preset", args.preset), ("--config", args.config),
+                                          ("--set", args.overrides)) if value]
+        if given:  # a resumed run continues with its own config.json: anything else would mix two runs
+            raise ValueError(f"--resume {args.resume}: {given[0]} cannot be combined with --resume; a resumed run "
+                             f"keeps its config.json (start a new run to change it)")
         run_dir = resume_experiment(args.resume, progress=not args.no_progress)
         print(f"report: {run_dir / 'report.html'}")
         return 0
+    args.preset = args.preset or "quick"
     config = preset(args.preset)
     from_file: dict = {}
     if args.config:
@@ -74,7 +80,8 @@ def check_against_topology(config: ExperimentConfig, where: Callable[[str], str]
     overrides = config.trace_overrides
     for name, path in overrides.items():
         if not Path(path).is_file():
-            raise ValueError(f"{where('traces')}: {name}={path}: no such file; give NAME=path of a trace CSV")
+            problem = "not a regular file (a pipe or device)" if Path(path).exists() else "no such file"
+            raise ValueError(f"{where('traces')}: {name}={path}: {problem}; give NAME=path of a trace CSV")
     topology = load_topology(config.topology, trace_overrides=overrides)
     unused = sorted(set(overrides) - set(topology.traces))
     if unused:

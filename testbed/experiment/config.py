@@ -185,6 +185,9 @@ class ExperimentConfig:
         if any(not 0 <= s <= MAX_SEED for s in self.seeds):
             bad = next(s for s in self.seeds if not 0 <= s <= MAX_SEED)
             raise ValueError(f"seeds: each seed must be from 0 to 2**32 - 1, got {_show(bad)}")
+        repeated = next((s for k, s in enumerate(self.seeds) if s in self.seeds[:k]), None)
+        if repeated is not None:  # every row of metrics.csv would appear twice
+            raise ValueError(f"seeds: seed {repeated} is given twice; give each seed once")
         if not self.algorithms:
             raise ValueError("algorithms: give at least one algorithm spec")
         for spec in self.traces:

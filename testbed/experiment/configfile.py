@@ -17,16 +17,14 @@ from testbed.experiment.config import _shorten
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The keys of a config file (a JSON object, or a TOML file of ExperimentConfig keys:
     ``*.toml``), strictly read: NaN, Infinity and numbers that overflow are refused, like
-    every other bad value, with the file named."""
+    every other bad value, with the file named; so are FIFOs and devices, which would
+    block or never end."""
+    from testbed.files import read_input_bytes
+
     path = Path(path)
+    data = read_input_bytes(path, "--config takes a JSON or TOML file of config keys")
     if path.suffix.lower() == ".toml":
-        return _read_toml(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such config file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder; --config takes a JSON file") from None
+        return _read_toml(path, data)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -35,11 +33,12 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             f"{path}: line {line}: not UTF-8 text (byte {err.start}); config files are UTF-8 JSON"
         ) from None
     try:
-        values = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
+        values = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int,
+                            object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON ({err.msg})") from None
     except _BadNumber as err:
-        line = text[: text.find(err.token)].count("\n") + 1
+        line = text[: (text.rfind if err.last else text.find)(err.token)].count("\n") + 1
         raise ValueError(f"{path}: line {line}: {err}") from None
     except RecursionError:
         raise ValueError(f"{path}: nested too deeply; a config is one JSON object of keys") from None
@@ -48,10 +47,20 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (json keeps the last of a repeated key)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _BadNumber(f'"{key}"', f"key {key!r} is given twice; give each key once", last=True)
+        seen[key] = value
+    return seen
+
+
 class _BadNumber(ValueError):
-    def __init__(self, token: str, message: str):
+    def __init__(self, token: str, message: str, last: bool = False):
         super().__init__(message)
-        self.token = token
+        self.token, self.last = token, last  # last: the token's last occurrence is the bad one
 
 
 def _refuse_constant(name: str) -> Any:
@@ -72,16 +81,11 @@ def _bounded_int(token: str) -> int:
     return int(token)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, data: bytes) -> dict[str, Any]:
     import tomllib
 
     try:
-        with open(path, "rb") as f:
-            values = tomllib.load(f)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such config file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder; --config takes a JSON or TOML file") from None
+        values = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not UTF-8 text (byte {err.start}); config files are UTF-8") from None
     except tomllib.TOMLDecodeError as err:

@@ -15,10 +15,18 @@ def federate(setup, seed: int):
 
     cfg = setup.config
     tree = setup.topology.tree
-    federated = make_federated(
-        setup.dataset, tree.n_workers, scheme=cfg.partition, seed=seed, device=str(setup.device),
-        shards_per_worker=cfg.shards_per_worker, alpha=cfg.dirichlet_alpha,
-    )
+    try:
+        federated = make_federated(
+            setup.dataset, tree.n_workers, scheme=cfg.partition, seed=seed, device=str(setup.device),
+            shards_per_worker=cfg.shards_per_worker, alpha=cfg.dirichlet_alpha,
+        )
+    except ValueError as err:  # the partition does not fit the data: say which data and key
+        source = f"dataset {cfg.dataset}" + (f" ({cfg.data_root})" if cfg.data_root else "")
+        raise ValueError(f"partition={cfg.partition} of {source} over {tree.n_workers} workers: {err}") from None
+    largest = max(len(y) for _, y in federated.worker_data)
+    if cfg.batch_size > largest:  # sampling a batch bigger than the data only repeats it, at great cost
+        raise ValueError(f"batch_size: {cfg.batch_size} is more than the largest worker's {largest} samples; "
+                         f"use at most {largest}, or 0 for each worker's full local set")
     if cfg.grouping == "as-given":
         return federated
     groups = tree.level(tree.n_levels - 1)

@@ -18,8 +18,10 @@ from testbed.experiment import rundir
 from testbed.experiment.algorithms import describe_algorithms, nested_tree, resolve_all
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
+from testbed.experiment.rundir import RUN_FOLDER
 from testbed.experiment.runner import NetworkTimer, cost_structure, finish, make_clock, write_traces
 from testbed.experiment.tidy import event_rows, metrics_frame
+from testbed.readers import read_csv_file, read_json_file, require_keys
 
 log = logging.getLogger("testbed.experiment")
 
@@ -45,7 +47,10 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
         if key not in NETWORK_KEYS:
             raise ValueError(f"--set {key}: a re-time changes only how the network prices the run; "
                              f"allowed: {', '.join(NETWORK_KEYS)} (other keys change training: run the experiment again)")
-    info = _read_json(run_dir / "config.json")
+    info = require_keys(run_dir / "config.json", _read_json(run_dir / "config.json"),
+                        ("config", "algorithms", "worker_nodes", "model_bytes"), RUN_FOLDER)
+    if not isinstance(info["algorithms"], list) or not all(isinstance(a, dict) and "spec" in a for a in info["algorithms"]):
+        raise ValueError(f"{run_dir / 'config.json'}: 'algorithms' must be a list of objects with a 'spec'; {RUN_FOLDER}")
     old = ExperimentConfig.from_saved(info["config"], where=f"{run_dir / 'config.json'}")
     traces = {**old.trace_overrides, **(trace_overrides or {})}
     trained = info["algorithms"]  # as resolved on the trained topology ('auto' expanded there)
@@ -59,11 +64,29 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     if topo.tree.n_workers != len(info["worker_nodes"]):
         raise ValueError(f"--topo {config.topology}: has {topo.tree.n_workers} workers, the run had {len(info['worker_nodes'])}")
     algorithms = {a.spec: a for a in _same_training(trained, topo, config.topology)}
-    metrics = pd.read_csv(run_dir / "metrics.csv")
+    metrics = read_csv_file(run_dir / "metrics.csv", RUN_FOLDER, ("spec", "seed", "iteration"))
+    unknown = sorted(set(metrics.spec.astype(str)) - set(algorithms))
+    if unknown:
+        raise ValueError(f"{run_dir / 'metrics.csv'}: spec {unknown[0]!r} is not an algorithm of config.json "
+                         f"({', '.join(algorithms)}); {RUN_FOLDER}")
     schedules = _read_json(run_dir / "schedule.json")
+    if not isinstance(schedules, dict):
+        raise ValueError(f"{run_dir / 'schedule.json'}: expected a JSON object of participants per pair")
 
-    out = rundir.new_run_dir(reports_root or run_dir.parent.parent, topo.name, "retime", config.to_dict())
-    log.info("re-timing %s into %s", run_dir, out)
+    staging = rundir.new_run_dir(reports_root or run_dir.parent.parent, topo.name, "retime", config.to_dict())
+    try:
+        out = _write_retimed(run_dir, staging, topology, topo, config, info, algorithms, metrics, schedules)
+    finally:
+        rundir.discard(staging)  # only if still staged: a refusal leaves nothing behind
+    finish(out)
+    return out
+
+
+def _write_retimed(run_dir: Path, staging: Path, topology: str | None, topo, config: ExperimentConfig, info: dict,
+                   algorithms: dict, metrics: pd.DataFrame, schedules: dict) -> Path:
+    """Price every pair again on ``topo``, write the files into ``staging`` and rename it into
+    place; returns the final folder."""
+    log.info("re-timing %s into %s", run_dir, staging)
     frames, events = [], []
     for (spec, seed), rows in metrics.groupby(["spec", "seed"], sort=False):
         algorithm = algorithms[spec]
@@ -86,15 +109,14 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
                 algorithms=describe_algorithms(list(algorithms.values()), topo), worker_nodes=list(topo.worker_nodes),
                 **rundir.provenance())
     info["preset"] = "retime"
-    rundir.atomic_write_json(out / "config.json", info)
-    rundir.atomic_write_text(out / COLUMNS_FILE, columns_markdown())
-    rundir.atomic_write_text(out / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))
-    write_traces(out, topo)
-    rundir.atomic_write_json(out / "schedule.json", schedules)
-    rundir.atomic_write_csv(out / "events.csv", pd.concat(events, ignore_index=True))
-    rundir.atomic_write_csv(out / "metrics.csv", metrics_frame(frames, topo.tiers))
-    finish(out)
-    return out
+    rundir.atomic_write_json(staging / "config.json", info)
+    rundir.atomic_write_text(staging / COLUMNS_FILE, columns_markdown())
+    rundir.atomic_write_text(staging / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))
+    write_traces(staging, topo)
+    rundir.atomic_write_json(staging / "schedule.json", schedules)
+    rundir.atomic_write_csv(staging / "events.csv", pd.concat(events, ignore_index=True))
+    rundir.atomic_write_csv(staging / "metrics.csv", metrics_frame(frames, topo.tiers))
+    return rundir.publish(staging)
 
 
 def _same_training(trained: list[dict], topo, where: str) -> list:
@@ -110,10 +132,10 @@ def _same_training(trained: list[dict], topo, where: str) -> list:
         if saved.get("is_local_sgd") and algorithm.is_local_sgd:
             continue
         now = {"tree": nested_tree(algorithm.tree), "periods": algorithm.tree.periods}
-        if json.loads(json.dumps(now)) != {"tree": saved["tree"], "periods": saved["periods"]}:
+        if json.loads(json.dumps(now)) != {"tree": saved.get("tree"), "periods": saved.get("periods")}:
             raise ValueError(
-                f"--topo {where}: {saved['label']} would aggregate {now['tree']} with periods {now['periods']} there, "
-                f"but trained with {saved['tree']} and {saved['periods']}; a re-time keeps the training, so the "
+                f"--topo {where}: {saved.get('label', saved['spec'])} would aggregate {now['tree']} with periods "
+                f"{now['periods']} there, but trained with {saved.get('tree')} and {saved.get('periods')}; a re-time keeps the training, so the "
                 f"topology must group the workers the same way (run the experiment on it instead)"
             )
     return resolved
@@ -126,11 +148,9 @@ def _order(original: pd.Index, time_columns: pd.Index) -> list[str]:
 
 
 def _read_json(path: Path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: missing; is this a run folder made by `testbed experiment`?") from None
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; {RUN_FOLDER}")
+    return read_json_file(path, RUN_FOLDER)
 
 
 def _topology_json(topo) -> str:

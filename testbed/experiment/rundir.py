@@ -9,32 +9,89 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from testbed.files import GrowingCsv, atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+import pandas as pd
+
+from testbed.files import (GrowingCsv, atomic_write_bytes, atomic_write_csv, atomic_write_json,
+                           atomic_write_text, folder_lock, fsync_dir, pid_alive,
+                           remove_temporaries)
+from testbed.paths import inside, safe_name
+from testbed.readers import read_csv_file, read_json_file, require_keys
 
 __all__ = ["GrowingCsv", "atomic_write_bytes", "atomic_write_csv", "atomic_write_json", "atomic_write_text",
-           "config_hash", "new_run_dir", "point_latest", "provenance", "safe_name"]
+           "config_hash", "discard", "is_staged", "new_run_dir", "point_latest", "provenance", "publish",
+           "remove_temporaries", "safe_name"]
 
+RUN_FOLDER = "is this a run folder written by `testbed experiment`?"
 PACKAGES = ("hsgd-testbed", "torch", "torchvision", "numpy", "simpy", "networkx", "pandas", "plotly")
 
 
+STAGING_SUFFIX = ".staging"
+
+
 def new_run_dir(reports_root: Path, topology: str, tag: str, config: dict[str, Any]) -> Path:
-    """Create ``reports/<topology>/<time>-<tag>-<hash>/``; the hash names the config."""
+    """Create the run folder as a hidden temporary sibling,
+    ``reports/<topology>/.<time>-<tag>-<hash>.<pid>.staging/`` (the hash names the config).
+    :func:`publish` renames it into place once training starts, :func:`discard` removes it
+    after a refusal: a refused run leaves nothing behind."""
     digest = config_hash(config)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(reports_root) / safe_name(topology)
+    base = inside(Path(reports_root), topology)
+    base.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(base)
+    name = f"{stamp}-{safe_name(tag)}-{digest}"
+    staging = base / f".{name}.{os.getpid()}{STAGING_SUFFIX}"
+    shutil.rmtree(staging, ignore_errors=True)  # our own pid's: left by an earlier call of this process
+    staging.mkdir()
+    return staging
+
+
+def is_staged(run_dir: Path) -> bool:
+    return Path(run_dir).name.endswith(STAGING_SUFFIX)
+
+
+def publish(staging: Path) -> Path:
+    """Rename a staged run folder to its final name (``<time>-<tag>-<hash>``, with ``-k``
+    added when two runs of one second share it); returns the final path. The name is
+    reserved with mkdir, then the staged folder replaces the empty reservation in one rename."""
+    staging = Path(staging)
+    name = staging.name[1:-len(STAGING_SUFFIX)].rsplit(".", 1)[0]
     for k in range(100):
-        run_dir = base / (f"{stamp}-{safe_name(tag)}-{digest}" + ("" if k == 0 else f"-{k}"))
+        final = staging.parent / (name + ("" if k == 0 else f"-{k}"))
         try:
-            run_dir.mkdir(parents=True)
-            return run_dir
+            final.mkdir()
         except FileExistsError:
             continue
-    raise RuntimeError(f"could not create a fresh run folder under {base}")
+        os.replace(staging, final)
+        fsync_dir(staging.parent)
+        return final
+    raise RuntimeError(f"could not name a fresh run folder under {staging.parent}")
+
+
+def discard(run_dir: Path) -> None:
+    """Remove a staged run folder (never a published one), and its topology folder if that
+    is left empty."""
+    run_dir = Path(run_dir)
+    if is_staged(run_dir):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        try:
+            run_dir.parent.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
+
+
+def remove_stale_staging(base: Path) -> None:
+    """Staged folders of processes that no longer run (killed before training started)."""
+    for path in base.glob(f".*{STAGING_SUFFIX}"):
+        pid = path.name[: -len(STAGING_SUFFIX)].rsplit(".", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -43,18 +100,21 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def point_latest(run_dir: Path) -> None:
-    """Make ``<topology>/latest`` name this run (a symlink, plus LATEST.txt where links fail).
-    ``run_dir`` may be given through ``latest`` itself (a resume): the link names the real folder."""
+    """Make ``<topology>/latest`` (a symlink) and ``LATEST.txt`` (for where links fail)
+    name this run. Both change under one lock, so two runs finishing together cannot
+    leave them naming different runs. ``run_dir`` may be given through ``latest`` itself
+    (a resume): the link names the real folder."""
     run_dir = Path(run_dir).resolve()
-    link = run_dir.parent / "latest"
-    tmp = run_dir.parent / f".latest.{os.getpid()}"
-    try:
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(run_dir.name, target_is_directory=True)
-        os.replace(tmp, link)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-    atomic_write_text(run_dir.parent / "LATEST.txt", run_dir.name + "\n")
+    with folder_lock(run_dir.parent / ".latest.lock"):
+        link = run_dir.parent / "latest"
+        tmp = run_dir.parent / f".latest.{os.getpid()}.tmp"
+        try:
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(run_dir.name, target_is_directory=True)
+            os.replace(tmp, link)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+        atomic_write_text(run_dir.parent / "LATEST.txt", run_dir.name + "\n")
 
 
 def provenance() -> dict[str, Any]:
@@ -85,5 +145,37 @@ def git_revision() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80] or "run"
+def read_saved_config(run_dir: Path):
+    """The :class:`ExperimentConfig` a run folder's config.json holds."""
+    from testbed.experiment.config import ExperimentConfig
+
+    config_file = Path(run_dir) / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file}: missing; --resume takes a run folder made by `testbed experiment`")
+    info = require_keys(config_file, read_json_file(config_file, RUN_FOLDER), ("config",), RUN_FOLDER)
+    if not isinstance(info["config"], dict):
+        raise ValueError(f"{config_file}: key 'config' is not an object of config keys; {RUN_FOLDER}")
+    return ExperimentConfig.from_saved(info["config"], where=str(config_file))
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a run folder already holds: finished pairs' metrics, the event log, the schedules."""
+
+    metrics: pd.DataFrame | None
+    events: pd.DataFrame | None
+    schedules: dict[str, Any]
+
+
+def read_done(run_dir: Path) -> Done:
+    """The files of a run folder that a resume continues, read strictly (refusals name the file)."""
+    schedule_file = run_dir / "schedule.json"
+    schedules = read_json_file(schedule_file, RUN_FOLDER) if schedule_file.exists() else {}
+    if not isinstance(schedules, dict):
+        raise ValueError(f"{schedule_file}: expected a JSON object of participants per pair; {RUN_FOLDER}")
+    return Done(_read_csv(run_dir / "metrics.csv", ("algorithm", "spec", "seed", "iteration")),
+                _read_csv(run_dir / "events.csv", ("algorithm", "seed")), schedules)
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame | None:
+    return read_csv_file(path, RUN_FOLDER, required) if path.exists() else None

@@ -26,12 +26,13 @@ from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
 from testbed.experiment.tidy import event_rows, metrics_frame, refuse_old_columns
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig
-from testbed.experiment.configfile import read_config_file
 from testbed.experiment.keys import in_config_terms
 from testbed.experiment.placement import federate
 from testbed.experiment.progress import Progress
 from testbed.experiment.smoke import shrink_config, shrink_dataset
 from testbed.experiment import rundir
+from testbed.experiment.modelcost import measure_compute_ms, model_bytes, model_shape
+from testbed.paths import inside
 from testbed.simulate import Callback, resolve_device
 
 log = logging.getLogger("testbed.experiment")
@@ -105,7 +106,7 @@ def prepare(config: ExperimentConfig) -> Setup:
     except ValueError as err:  # the data layer names its own arguments; answer in config keys
         raise type(err)(in_config_terms(str(err), config.dataset)) from None
     dataset = shrink_dataset(dataset)
-    model = build_model(config.model, **_model_shape(dataset))  # fails now on an unknown model name
+    model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -125,41 +126,44 @@ def prepare(config: ExperimentConfig) -> Setup:
 def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"), tag: str = "run", progress: bool = True) -> Path:
     """Run every algorithm x seed, write the run folder and its report; return the folder."""
     setup = prepare(config)
-    run_dir = rundir.new_run_dir(reports_root, setup.topology.name, tag, config.to_dict())
-    log.info("run folder: %s", run_dir)
-    write_static_files(run_dir, setup, tag)
-    return run_all(setup, run_dir, progress)
+    first = federate(setup, config.seeds[0])  # the data fits the partition and batch size: checked before any file
+    staging = rundir.new_run_dir(reports_root, setup.topology.name, tag, config.to_dict())
+    try:
+        write_static_files(staging, setup, tag)
+        return run_all(setup, staging, progress, first_federated=first)
+    finally:
+        rundir.discard(staging)  # a refusal before training started: nothing is left behind
 
 
 def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     """Continue a killed run: finished algorithm x seed pairs are kept, the interrupted
     one restarts from its last checkpoint, the rest run as usual."""
     run_dir = Path(run_dir).resolve()  # the real folder, not the `latest` link it may come through
-    config_file = run_dir / "config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{config_file}: missing; --resume takes a run folder made by `testbed experiment`")
-    info = read_config_file(config_file)
-    if not isinstance(info.get("config"), dict):
-        raise ValueError(f"{config_file}: no \"config\" object; is this a run folder made by `testbed experiment`?")
-    config = ExperimentConfig.from_saved(info["config"], where=str(config_file))
+    config = rundir.read_saved_config(run_dir)
+    done = rundir.read_done(run_dir)  # before anything runs: a damaged folder is refused at once
+    refuse_old_columns(done.metrics, run_dir / "metrics.csv")
     setup = prepare(config)
     log.info("resuming %s", run_dir)
-    return run_all(setup, run_dir, progress)
+    for stale in rundir.remove_temporaries(run_dir):  # left by the killed process's writes
+        log.debug("removed stale %s", stale)
+    return run_all(setup, run_dir, progress, done)
 
 
-def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
-    """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair."""
-    done_metrics = refuse_old_columns(_read_csv(run_dir / "metrics.csv"), run_dir / "metrics.csv")
-    done_events = _read_csv(run_dir / "events.csv")
-    done = set() if done_metrics is None else set(zip(done_metrics.spec, done_metrics.seed))
+def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | None = None, first_federated=None) -> Path:
+    """Train every pair not yet in metrics.csv; rewrite the tidy files after each pair. A
+    staged run folder is renamed into place when the first pair starts (the data was
+    checked before it was made), so the returned folder may differ from ``run_dir``.
+    ``first_federated``: the first seed's partition, when the caller made it already."""
+    done = done or rundir.read_done(run_dir)
+    done_metrics, done_events = done.metrics, done.events
+    finished_pairs = set() if done_metrics is None else set(zip(done_metrics.spec, done_metrics.seed))
     metrics = [] if done_metrics is None else [done_metrics]
     events = rundir.GrowingCsv(run_dir / "events.csv")  # by far the largest file: formatted once per pair
     if done_events is not None:  # metrics.csv is written last: events of unfinished pairs are stale
         labels = {a.label: a.spec for a in setup.algorithms}
-        finished = [(labels.get(a), s) in done for a, s in zip(done_events.algorithm, done_events.seed)]
-        events.add(done_events[finished])
-    schedule_file = run_dir / "schedule.json"
-    schedules = json.loads(schedule_file.read_text()) if schedule_file.exists() else {}
+        kept = [(labels.get(a), s) in finished_pairs for a, s in zip(done_events.algorithm, done_events.seed)]
+        events.add(done_events[kept])
+    schedules = dict(done.schedules)
     results: dict[tuple[str, int], tuple[pd.DataFrame, pd.DataFrame, dict]] = {}  # (spec, seed) -> trained pair
 
     def trained(spec: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -172,10 +176,15 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
         return results[spec, seed]
 
     for seed in setup.config.seeds:
-        federated = None
+        federated, first_federated = first_federated, None  # None: partitioned when first needed
         for algorithm in setup.algorithms:
-            if (algorithm.spec, seed) in done:
+            if (algorithm.spec, seed) in finished_pairs:
                 continue
+            if rundir.is_staged(run_dir):
+                run_dir = rundir.publish(run_dir)
+                log.info("run folder: %s", run_dir)
+                log.info("data: %r", setup.dataset)
+                events.path = run_dir / "events.csv"
             path = checkpoint_path(run_dir, algorithm.spec, seed)
             if algorithm.same_schedule_as:  # trained once: the twin's rows under this label
                 log.info("%s seed %d: the same schedule as %s, not trained again", algorithm.label, seed,
@@ -189,7 +198,7 @@ def run_all(setup: Setup, run_dir: Path, progress: bool) -> Path:
             events.add(algo_events)
             schedules[f"{algorithm.spec}|{seed}"] = participants
             events.write()
-            rundir.atomic_write_json(schedule_file, schedules)
+            rundir.atomic_write_json(run_dir / "schedule.json", schedules)
             # last: a pair counts as finished once it is in metrics.csv
             rundir.atomic_write_csv(run_dir / "metrics.csv", metrics_frame(metrics, setup.topology.tiers))
             path.unlink(missing_ok=True)
@@ -202,10 +211,6 @@ def _relabel(result: tuple[pd.DataFrame, pd.DataFrame, dict], algorithm: Algorit
     rows["algorithm"], rows["spec"] = algorithm.label, algorithm.spec
     events["algorithm"] = algorithm.label
     return rows, events, participants
-
-
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.exists() else None
 
 
 def finish(run_dir: Path) -> Path:
@@ -224,7 +229,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     cfg = setup.config
 
     def model():  # simulate() builds it with the seed: the same initial model for every algorithm of a seed
-        return build_model(cfg.model, **_model_shape(setup.dataset))
+        return build_model(cfg.model, **model_shape(setup.dataset))
 
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
     timer = NetworkTimer(clock)
@@ -259,6 +264,9 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     )
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
     rows = result.metrics
+    for col in ("test_acc", "test_loss"):  # a run that diverged before its first evaluation has none yet
+        if setup.dataset.x_test is not None and col not in rows:
+            rows[col] = float("nan")
     rows.insert(0, "algorithm", algorithm.label)
     rows.insert(1, "spec", algorithm.spec)
     rows.insert(2, "seed", seed)
@@ -312,7 +320,7 @@ def priced_topology(topology, algorithm: Algorithm):
 def write_static_files(run_dir: Path, setup: Setup, tag: str) -> None:
     from testbed.models import build_model
 
-    model = build_model(setup.config.model, **_model_shape(setup.dataset))
+    model = build_model(setup.config.model, **model_shape(setup.dataset))
     info = {
         "config": setup.config.to_dict(), "preset": tag, "topology": setup.topology.name,
         "algorithms": describe_algorithms(setup.algorithms, setup.topology), "worker_nodes": list(setup.topology.worker_nodes),
@@ -340,49 +348,8 @@ def write_traces(run_dir: Path, topology) -> None:
     """Copy the traces the topology uses into the run folder (the report draws them)."""
     for name, trace in topology.traces.items():
         frame = pd.DataFrame({"t_s": trace.t_s, trace.column: trace.values})
-        rundir.atomic_write_csv(run_dir / "traces" / f"{rundir.safe_name(name)}.csv", frame)
-
-
-def model_bytes(model: torch.nn.Module, bytes_per_param: int) -> int:
-    """Bytes on the wire per model: every parameter and floating buffer (BN statistics)."""
-    floats = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
-    return int(sum(t.numel() for t in floats) * bytes_per_param)
-
-
-def measure_compute_ms(model: torch.nn.Module, dataset, device: torch.device, batch_size: int, repeats: int = 10) -> float:
-    """Median wall time of one forward+backward+update of one worker's model on the device."""
-    x = dataset.x_train[:batch_size].to(device)
-    y = dataset.y_train[:batch_size].to(device)
-    import copy
-
-    probe = copy.deepcopy(model).to(device).train()
-    opt = torch.optim.SGD(probe.parameters(), lr=1e-3)
-    times = []
-    for k in range(repeats + 2):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(probe(x), y).backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if k >= 2:  # the first calls pay for allocation and kernel selection
-            times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
-
-
-def _model_shape(dataset) -> dict[str, int]:
-    x = dataset.x_train
-    shape = {"num_classes": int(dataset.num_classes)}
-    if x.dim() == 4:
-        shape.update(in_channels=int(x.shape[1]), input_size=int(x.shape[2]))
-    else:
-        shape.update(in_features=int(np.prod(x.shape[1:])))
-    return shape
+        rundir.atomic_write_csv(inside(run_dir / "traces", rundir.safe_name(name) + ".csv"), frame)
 
 
 def _graph_json(graph: nx.Graph) -> str:
-    import json
-
     return json.dumps(nx.node_link_data(graph, edges="links"), indent=1, default=str) + "\n"

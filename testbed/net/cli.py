@@ -114,6 +114,10 @@ def _import(args: argparse.Namespace) -> int:
     from .importers import read_latency_matrix, read_ping_table, synthesize_rtt_trace
     from .measurements import detect_format, read_iperf_results, read_ping_series
 
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise ValueError(f"--out-dir {args.out_dir}: is a file; give a folder (it is created if missing)")
+    if not 1 <= args.samples <= 10_000_000:
+        raise ValueError(f"--samples {args.samples}: rows per synthesised trace must be from 1 to 10_000_000")
     fmt = args.format
     if fmt == "auto":
         fmt = "matrix" if args.file.suffix.lower() == ".json" else _detect(args.file, detect_format)
@@ -182,31 +186,21 @@ def _suffixed(trace, suffix: str):
     return Trace(trace.name + suffix, trace.column, trace.t_s, trace.values, source=trace.source)
 
 
-def safe_file_name(name: str) -> str:
-    """A trace name as a plain file name: letters, digits, '-', '_' and '.' kept, the rest
-    '_', no '..' and no leading dot, at most 120 characters."""
-    text = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
-    while ".." in text:
-        text = text.replace("..", "_")
-    text = text.lstrip(".")
-    return text[:120] or "trace"
-
-
 def _write_traces(traces: list, out_dir: Path) -> list[dict]:
     """Write each trace as out_dir/NAME.csv (names sanitised, never outside out_dir, never
     two traces to one file); returns one summary entry per file."""
+    from testbed.paths import check_inside, safe_name
+
     from .traces import write_trace
 
-    root = out_dir.resolve()
     used: dict[str, int] = {}
     out = []
     for tr in traces:
-        base = safe_file_name(tr.name)
+        base = safe_name(tr.name, default="trace", limit=120)
         used[base] = used.get(base, 0) + 1
         fname = f"{base}.csv" if used[base] == 1 else f"{base}_{used[base]}.csv"
-        path = (out_dir / fname).resolve()
-        if path.parent != root:  # belt and braces: sanitised names cannot leave the folder
-            raise ValueError(f"trace name {tr.name!r} would be written outside {out_dir}")
+        path = out_dir / fname
+        check_inside(out_dir, path)  # belt and braces: a sanitised name cannot leave the folder
         write_trace(tr, path)
         out.append({"file": fname, "name": tr.name, "column": tr.column, "summary": tr.summary()})
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import networkx as nx
@@ -21,12 +22,17 @@ def read_graph(path: str | os.PathLike) -> nx.Graph:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"{path}: unknown topology format {suffix!r}; use {', '.join(SUFFIXES)}")
+    from testbed.files import check_input_file
+
+    check_input_file(path, "a topology is a node-link JSON, GraphML or GML file")
     try:
         if suffix == ".json":
             return _read_node_link(path)
         if suffix == ".graphml":
             try:
-                g = nx.read_graphml(path)
+                with warnings.catch_warnings():  # "no key type ... using string": the rules check every value next
+                    warnings.simplefilter("ignore")
+                    g = nx.read_graphml(path)
             except ValueError as err:  # a typed <data> value that does not convert
                 raise ValueError(_graphml_bad_value(path) or str(err)) from None
             for key in ("node_default", "edge_default"):  # reader artefacts, not user data
@@ -36,7 +42,9 @@ def read_graph(path: str | os.PathLike) -> nx.Graph:
         return nx.parse_gml(_ascii_lines(path))
     except IsADirectoryError:
         raise ValueError(f"{path}: is a folder, not a topology file") from None
-    except (ValueError, KeyError, TypeError, nx.NetworkXError, SyntaxError, RecursionError) as err:
+    # what the parsers raise on damaged files (LookupError: an unknown XML encoding)
+    except (ValueError, KeyError, TypeError, IndexError, LookupError, AttributeError, SyntaxError, RecursionError,
+            nx.NetworkXError) as err:
         text = str(err) if not isinstance(err, RecursionError) else "nested too deeply for a topology"
         if text.startswith(f"{path}: "):  # already names the file
             raise ValueError(text) from None
@@ -51,7 +59,9 @@ def _read_node_link(path: Path) -> nx.Graph:
         raise ValueError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON ({err.msg})") from None
     if not isinstance(data, dict) or "nodes" not in data:
         raise ValueError("expected node-link JSON: an object with 'nodes' and 'edges' (or 'links')")
-    edges = "links" if "links" in data and "edges" not in data else "edges"
+    if "links" in data and "edges" in data:
+        raise ValueError(f"{path}: has both 'edges' and 'links'; give the edges under one of them")
+    edges = "links" if "links" in data else "edges"
     data.setdefault(edges, [])
     _check_node_link(path, data, edges)
     return nx.node_link_graph(
@@ -136,17 +146,7 @@ def _graphml_bad_value(path: Path) -> str | None:
 
 def write_graph(graph: nx.Graph, path: str | os.PathLike) -> None:
     """Write a topology graph as node-link JSON (stable key order), atomically."""
-    import tempfile
+    from testbed.files import atomic_write_text
 
-    path = Path(path)
     data = nx.node_link_data(graph, edges="edges")
-    text = json.dumps(data, indent=1, sort_keys=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(Path(path), json.dumps(data, indent=1, sort_keys=False) + "\n")

@@ -12,6 +12,7 @@ median into a trace with a documented jitter model (see ``traces/README.md``).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .traces import Trace, is_finite_number
+from .traces import Trace, is_finite_number, read_text
 
+MAX_UNIX_S = 1e11  # seconds from 1970: some 3000 years either way, and differences of them stay exact enough
 PING_COLUMNS = ("source", "destination", "timestamp", "min", "avg", "max", "mdev")
 
 
@@ -29,11 +31,12 @@ def read_latency_matrix(path: str | os.PathLike) -> dict[tuple[str, str], float]
     """``{(src, dst): ms}`` from a JSON matrix ``{"data": {src: {dst: ms}}}``; other
     top-level keys are ignored. Refusals name the file and the pair."""
     path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        try:
-            doc = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
+    try:
+        doc = json.loads(read_text(path, "a latency matrix is UTF-8 JSON"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply for a latency matrix") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
         raise ValueError(f"{path}: expected an object with a 'data' object: {{\"data\": {{src: {{dst: ms}}}}}}")
     out: dict[tuple[str, str], float] = {}
@@ -57,7 +60,7 @@ def read_ping_table(path: str | os.PathLike) -> dict[tuple[str, str], Trace]:
     sorted by timestamp. Extra columns are ignored."""
     path = Path(path)
     pairs: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(read_text(path, "a ping table is UTF-8 CSV"), newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None:
             raise ValueError(f"{path}: empty file; expected a header {','.join(PING_COLUMNS)}")
@@ -103,9 +106,15 @@ def parse_timestamp(text: str, where: str) -> float:
     """Unix seconds or ISO 8601 (a trailing Z is UTC); the error names ``where``."""
     text = text.strip()
     try:
-        return float(text)
+        if not text.isascii() or "_" in text:  # float() also reads 1_000 and non-ASCII digits
+            raise ValueError
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not abs(seconds) <= MAX_UNIX_S:  # also NaN
+            raise ValueError(f"{where}, column 'timestamp': {text!r} is not a Unix time within {MAX_UNIX_S:g} s of 1970")
+        return seconds
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:

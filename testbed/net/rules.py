@@ -42,6 +42,8 @@ EDGE_ATTRS = {"latency_ms", "rtt_trace", "bandwidth_mbps", "up_mbps", "down_mbps
 GRAPH_ATTRS = {"name", "description", "source"}
 TIER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")  # becomes part of column names: comm_<tier>_s
 MAX_PERIOD = 10**9  # local iterations; far beyond any run, and small enough for every integer type
+MAX_MS = 86_400_000  # a day: no latency or iteration lasts longer, and sums of them stay finite
+MIN_MBPS, MAX_MBPS = 1e-6, 1e9  # 1 bit/s to 1 Pbit/s: transfer times stay finite and nonzero
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ def tier_names(tiers_by_level: list[list[str | None]], src: str) -> tuple[str, .
 
 def natural_key(name: str) -> list[tuple[int, int | str]]:
     """Sort key that puts 'w2' before 'w10'."""
-    return [(0, int(tok)) if tok.isdigit() else (1, tok) for tok in re.split(r"(\d+)", name) if tok]
+    # ASCII digits only: str.isdigit() is also true for '²', which int() refuses
+    return [(0, int(tok)) if tok.isascii() and tok.isdigit() else (1, tok) for tok in re.split(r"([0-9]+)", name) if tok]
 
 
 def check_graph(g: nx.Graph, src: str) -> RootedTree:
@@ -194,7 +197,7 @@ def _check_node(src: str, node: str, attrs: dict) -> None:
         if "compute_ms" in attrs and "compute_trace" in attrs:
             raise ValueError(f"{where}: give either 'compute_ms' or 'compute_trace', not both")
         if "compute_ms" in attrs:
-            _nonneg(where, "compute_ms", attrs["compute_ms"])
+            _nonneg(where, "compute_ms", attrs["compute_ms"], what="compute time")
         if "compute_trace" in attrs:
             _text(where, "compute_trace", attrs["compute_trace"])
         if "slowdown" in attrs:
@@ -228,6 +231,8 @@ def _check_edge_attrs(src: str, u: str, v: str, attrs: dict) -> None:
             x = attrs[k]
             if not is_finite_number(x) or x <= 0:
                 raise ValueError(f"{where}: {k!r} must be a bandwidth > 0 Mbit/s, got {_show(x)}")
+            if not MIN_MBPS <= x <= MAX_MBPS:
+                raise ValueError(f"{where}: {k!r} is {_show(x)}; a bandwidth is from {MIN_MBPS:g} to {MAX_MBPS:g} Mbit/s")
         if "bandwidth_mbps" not in attrs and not ("up_mbps" in attrs and "down_mbps" in attrs):
             raise ValueError(
                 f"{where}: no bandwidth; give 'bandwidth_mbps', or both 'up_mbps' and 'down_mbps', "
@@ -258,10 +263,13 @@ def _is_int(x: object) -> bool:
 
 
 def _nonneg(where: str, key: str, x: object, what: str = "value") -> None:
+    """A time in ms: finite, >= 0 and at most MAX_MS."""
     if not is_finite_number(x):
         raise ValueError(f"{where}: {key!r} must be a finite number, got {_show(x)}")
     if x < 0:  # type: ignore[operator]
         raise ValueError(f"{where}: {key!r} is {_show(x)}; a {what} cannot be negative")
+    if x > MAX_MS:  # type: ignore[operator]
+        raise ValueError(f"{where}: {key!r} is {_show(x)}; a {what} is at most {MAX_MS:_} ms (a day)")
 
 
 def _text(where: str, key: str, x: object) -> None:

@@ -19,7 +19,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -119,18 +118,10 @@ def load_trace(path: str | os.PathLike, *, name: str | None = None, column: str 
 
 def write_trace(trace: Trace, path: str | os.PathLike, *, precision: int = 3) -> None:
     """Write ``t_s,<column>`` atomically (a temporary file renamed over ``path``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            f.write(f"{TIME_COLUMN},{trace.column}\n")
-            for t, v in zip(trace.t_s, trace.values):
-                f.write(f"{t:.{precision}f},{v:.{precision}f}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from testbed.files import atomic_write_text
+
+    rows = "".join(f"{t:.{precision}f},{v:.{precision}f}\n" for t, v in zip(trace.t_s, trace.values))
+    atomic_write_text(Path(path), f"{TIME_COLUMN},{trace.column}\n" + rows)
 
 
 def resolve_trace_path(
@@ -196,6 +187,8 @@ def _check_header(label: str, header: list[str], column: str | None) -> str:
 
 def _number(label: str, row: int, line: int, col: str, text: str) -> float:
     try:
+        if not text.isascii() or "_" in text:  # float() also reads 1_000 and non-ASCII digits
+            raise ValueError
         return float(text)
     except ValueError:
         raise ValueError(f"{label}: row {row} (line {line}), column {col!r}: {text!r} is not a number") from None
@@ -217,6 +210,12 @@ def _check_values(label: str, col: str, t: np.ndarray, v: np.ndarray, first_line
     if len(bad):
         rule = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{label}: {where(bad[0])}, column {col!r}: {v[bad[0]]} must be {rule}")
+    from testbed.net.rules import MAX_MBPS, MAX_MS, MIN_MBPS
+
+    low, high = (MIN_MBPS, MAX_MBPS) if col == "mbps" else (0.0, MAX_MS)
+    bad = np.flatnonzero((v < low) | (v > high))
+    if len(bad):
+        raise ValueError(f"{label}: {where(bad[0])}, column {col!r}: {v[bad[0]]} is outside {low:g} to {high:g}")
     bad = np.flatnonzero(np.diff(t) < 0)
     if len(bad):
         k = bad[0] + 1
@@ -229,11 +228,10 @@ def _check_values(label: str, col: str, t: np.ndarray, v: np.ndarray, first_line
 def read_text(path: str | os.PathLike, kind: str = "trace files are UTF-8 CSV") -> str:
     """A user file's text, or a one-line ``ValueError`` naming the file (and the line of a
     byte that is not UTF-8). ``kind`` says what the file should be."""
+    from testbed.files import read_input_bytes
+
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder, not a file; {kind}") from None
+    data = read_input_bytes(path, kind)
     try:
         return data.decode("utf-8-sig")  # a leading byte-order mark (spreadsheet exports) is dropped
     except UnicodeDecodeError as err:

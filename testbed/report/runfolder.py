@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from testbed.experiment.columns import COMM_COLUMN
+from testbed.readers import read_csv_file, read_json_file
 from testbed.report.legacy import algorithm_levels, upgrade_events, upgrade_metrics
 
 log = logging.getLogger(__name__)
@@ -158,10 +159,7 @@ def _resolve_run_dir(path: Path) -> Path:
 def _read_config(file: Path) -> dict[str, Any]:
     if not file.is_file():
         raise FileNotFoundError(f"{file} is missing; a run folder needs {CONFIG_FILE} and {METRICS_FILE}")
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{file}: not valid JSON ({err})") from None
+    raw = read_json_file(file, "a run folder's config.json is JSON written by `testbed experiment`")
     if not isinstance(raw, dict):
         raise ValueError(f"{file}: expected a JSON object with keys config, algorithms, ...; got {type(raw).__name__}")
     if not isinstance(raw.get("config", {}), dict):
@@ -174,13 +172,7 @@ def _read_config(file: Path) -> dict[str, Any]:
 def _read_metrics(file: Path) -> pd.DataFrame:
     if not file.is_file():
         raise FileNotFoundError(f"{file} is missing; a run folder needs {CONFIG_FILE} and {METRICS_FILE}")
-    try:
-        metrics = pd.read_csv(file)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
-        raise ValueError(f"{file}: cannot be read as CSV ({err})") from None
-    missing = [c for c in REQUIRED_METRICS if c not in metrics.columns]
-    if missing:
-        raise ValueError(f"{file}: missing column(s) {', '.join(missing)}; needs at least {', '.join(REQUIRED_METRICS)}")
+    metrics = read_csv_file(file, f"needs at least {', '.join(REQUIRED_METRICS)}", REQUIRED_METRICS)
     if metrics.empty:
         raise ValueError(f"{file}: has a header but no rows; the run recorded no evaluation point")
     for column in ("seed", "iteration", "sim_time_s", "test_acc"):
@@ -189,6 +181,9 @@ def _read_metrics(file: Path) -> pd.DataFrame:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # +1 header, +1 one-based
             raise ValueError(f"{file}, row {row}: column {column} must be numeric, got {metrics[column][bad].iloc[0]!r}")
+        if np.isinf(converted).any():  # a diverged run writes blanks, never inf
+            row = int(np.flatnonzero(np.isinf(converted.to_numpy()))[0]) + 2
+            raise ValueError(f"{file}, row {row}: column {column} is {metrics[column].iloc[row - 2]}; values must be finite")
         metrics[column] = converted
     metrics["algorithm"] = metrics["algorithm"].astype(str)
     return metrics
@@ -291,14 +286,20 @@ def read_trace(file: Path) -> Trace:
 
 
 def _note_statuses(metrics: pd.DataFrame, notes: list[str]) -> None:
-    """Surface status messages (e.g. divergence) the runner left on a run's last row."""
-    if "status" not in metrics.columns:
-        return
-    # An all-empty status column is read as float NaN, so normalise cell by cell.
-    text = metrics["status"].map(lambda v: "" if pd.isna(v) else str(v).strip())
-    rows = metrics[~text.str.lower().isin(_NORMAL_STATUS)]
-    for (label, seed), group in rows.groupby(["algorithm", "seed"], sort=False):
-        notes.append(f"{label}, seed {int(seed)}: {text[group.index[-1]]}")
+    """Surface status messages (e.g. divergence) the runner left on a run's last row, and
+    accuracies missing from rows that give no reason."""
+    text = pd.Series("", index=metrics.index)
+    if "status" in metrics.columns:
+        # An all-empty status column is read as float NaN, so normalise cell by cell.
+        text = metrics["status"].map(lambda v: "" if pd.isna(v) else str(v).strip())
+        rows = metrics[~text.str.lower().isin(_NORMAL_STATUS)]
+        for (label, seed), group in rows.groupby(["algorithm", "seed"], sort=False):
+            notes.append(f"{label}, seed {int(seed)}: {text[group.index[-1]]}")
+    unexplained = metrics[metrics["test_acc"].isna() & text.str.lower().isin(_NORMAL_STATUS)]
+    if len(unexplained):
+        first = unexplained.iloc[0]
+        notes.append(f"{METRICS_FILE}: {len(unexplained)} row(s) have no test accuracy and no status, first "
+                     f"{first['algorithm']}, seed {int(first['seed'])}, iteration {int(first['iteration'])}")
 
 
 def _opt_str(value: Any) -> str | None:

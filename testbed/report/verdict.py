@@ -83,7 +83,25 @@ def verdict_sentence(v: Verdict) -> str:
         spread = f" (per seed {min(v.seed_speedups):.2f}x to {max(v.seed_speedups):.2f}x)"
     elif len(v.seed_speedups) == 1:
         spread = f" (one seed with both reaching the target: {v.seed_speedups[0]:.2f}x)"
-    return text + f", {v.speedup:.2f}x sooner than the best local SGD, {v.best_local}{spread}."
+    return text + f", {v.speedup:.2f}x sooner than the best local SGD, {v.best_local}{spread}." + _robustness(v)
+
+
+def _robustness(v: Verdict) -> str:
+    """A warning when the seeds, each on its own, do not bear out the mean curves' winner.
+
+    Averaging curves that cross the target at different times can put the mean's crossing
+    ahead of every seed's own, so a lead of the mean curve alone is not a result.
+    """
+    if not v.seed_speedups:
+        return ""
+    behind = sum(s < 1 for s in v.seed_speedups)
+    if behind == len(v.seed_speedups):
+        return (f" But on every seed on its own {v.best_local} reaches the target sooner: the lead exists only in "
+                "the averaged curves, so this run does not show that local aggregation pays off.")
+    if behind:
+        return (f" The seeds disagree ({behind} of {len(v.seed_speedups)} reach it sooner with {v.best_local}): "
+                "run more seeds before drawing a conclusion.")
+    return ""
 
 
 def cost_structure(run: RunFolder) -> CostStructure | None:

@@ -49,8 +49,8 @@ class DivergenceProbe(Callback):
 
     def on_eval(self, row: dict[str, Any]) -> None:
         self.evaluations += 1
-        if (self.evaluations - 1) % self.every or self.run is None:
-            return
+        if (self.evaluations - 1) % self.every or self.run is None or row.get("status"):
+            return  # not this evaluation, or the row that says training diverged: nothing finite to measure
         model = self.run.global_model()
         params = [p for p in model.parameters() if p.requires_grad]
         data = self.run.data
@@ -62,6 +62,8 @@ class DivergenceProbe(Callback):
             draws = torch.randint(0, count, (self.minibatches, self.batch_size), generator=self.generator)
             minibatch.append(torch.stack([_flat_grad(model, params, x[d.to(x.device)], y[d.to(x.device)]) for d in draws]))
         grads = torch.stack(full)
+        if not bool(torch.isfinite(grads).all()):  # weights blown up before the loss did: no measurement
+            return
         divergences = measure_divergences(grads, self.tree)
         row.update(divergences.as_dict())
         row["grad_norm2"] = float(grads.double().mean(0).square().sum())

@@ -97,3 +97,54 @@ def test_a_corrupt_checkpoint_is_refused_naming_the_file(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="bad.pt: not a readable checkpoint"):
         load_checkpoint(path)
+
+
+# A child process that SIGKILLs itself in the middle of the nth atomic write of one file:
+# the temporary file is complete but not yet renamed, exactly what a kill there leaves.
+KILL_DURING_WRITE = """
+import os, signal, sys
+target, nth = sys.argv[1], int(sys.argv[2])
+real, seen = os.replace, [0]
+def replace(src, dst, *a, **k):
+    if os.path.basename(str(dst)).endswith(target) and str(src).endswith(".tmp"):
+        seen[0] += 1
+        if seen[0] == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, *a, **k)
+os.replace = replace
+from testbed.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+SMALL = ["iterations=40", "eval_every=10", "seeds=0", "checkpoint_every=10", "divergence_every=2",
+         "algorithms=local:2,local:4", "participation=0.75"]
+OUTPUTS = ("metrics.csv", "events.csv", "schedule.json")
+
+
+def _small_argv(reports):
+    return ["experiment", "--topo", "star", "--reports", str(reports), "--no-progress",
+            *[a for s in SMALL for a in ("--set", s)]]
+
+
+@pytest.fixture(scope="module")
+def small_reference(tmp_path_factory):
+    from testbed.cli import main
+
+    reports = tmp_path_factory.mktemp("ref")
+    assert main(_small_argv(reports)) == 0
+    return next((reports / "star").glob("2*"))
+
+
+@pytest.mark.parametrize("target, nth", [("events.csv", 1), ("schedule.json", 2), ("metrics.csv", 1),
+                                         (".pt", 2), ("report.html", 1), ("LATEST.txt", 1)])
+def test_a_kill_during_each_kind_of_write_resumes_clean_and_identical(tmp_path, small_reference, target, nth):
+    proc = subprocess.run([sys.executable, "-c", KILL_DURING_WRITE, target, str(nth), *_small_argv(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run_dir = next((tmp_path / "star").glob("2*"))
+    assert list(tmp_path.rglob(".*.tmp")), "the kill left the write's temporary file (the case under test)"
+    resume_experiment(run_dir, progress=False)
+    assert not list(tmp_path.rglob("*.tmp")), "a resume removes every stale temporary file"
+    assert not list((tmp_path / "star").glob(".*.staging")), "no staged folder is left"
+    for name in OUTPUTS:
+        assert (run_dir / name).read_bytes() == (small_reference / name).read_bytes(), name
+    assert (run_dir / "report.html").exists() and (tmp_path / "star" / "LATEST.txt").read_text().strip() == run_dir.name

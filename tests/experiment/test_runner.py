@@ -144,6 +144,22 @@ def test_a_diverging_algorithm_stops_alone_and_the_report_says_so(tiny_config, t
     assert "diverged: training loss is nan" in (run_dir / "report.html").read_text()
 
 
+def test_a_run_that_diverges_before_any_evaluation_still_gets_its_report(tmp_path):
+    """lr=1e30: every pair stops at iteration 2, before its first evaluation, with the
+    divergence probe on; the run folder is still complete and the report shows the status."""
+    from testbed.experiment.config import ExperimentConfig
+
+    config = ExperimentConfig(topology="star", lr=1e30, iterations=20, eval_every=10, seeds=(0, 1),
+                              algorithms=("local:2", "local:4"), divergence_every=1)
+    run_dir = run_experiment(config, reports_root=tmp_path, progress=False)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert len(metrics) == 4 and metrics.status.str.startswith("diverged: training loss is").all()
+    assert metrics.test_acc.isna().all()  # the column is there, empty: nothing was evaluated
+    page = (run_dir / "report.html").read_text()
+    assert page.count("diverged: training loss is") >= 4
+    assert (run_dir.parent / "LATEST.txt").read_text().strip() == run_dir.name
+
+
 def test_same_seed_gives_identical_files_and_other_seeds_differ(tiny_config, tmp_path):
     a = run_experiment(tiny_config, reports_root=tmp_path / "a", progress=False)
     b = run_experiment(tiny_config, reports_root=tmp_path / "b", progress=False)

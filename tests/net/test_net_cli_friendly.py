@@ -73,3 +73,13 @@ def test_trace_record_states_its_interval_and_reports_progress(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "3 TCP handshake probes, one every 0.01 s" in out.stderr
     assert "probe 3/3: " in out.stderr and " ms" in out.stderr
+
+
+@pytest.mark.parametrize("argv", LIGHT_COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_a_closed_pipe_stops_the_command_quietly(argv):
+    """`testbed topo show X | head -1`: the reader leaves early; no traceback, no error line."""
+    proc = subprocess.Popen([sys.executable, "-m", "testbed", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=REPO)
+    proc.stdout.close()  # gone before the command writes its first line
+    _, err = proc.communicate(timeout=120)
+    assert err.decode() == "" and proc.returncode in (0, 1)

@@ -217,7 +217,7 @@ RULES = {
     "leaf server": "server 's9' is a leaf with no workers below it",
     "mixed depth": "worker 'w9' sits 1 aggregation level(s) below the cloud but worker 'w0' sits 2",
     "compute twice": "node 'w2': give either 'compute_ms' or 'compute_trace', not both",
-    "negative compute": "node 'w2': 'compute_ms' is -1; a value cannot be negative",
+    "negative compute": "node 'w2': 'compute_ms' is -1; a compute time cannot be negative",
     "bad slowdown": "node 'w2': 'slowdown' must be a number > 0, got 0",
     "self loop": "edge ('w2', 'w2') is a self-loop",
 }
@@ -270,3 +270,17 @@ def test_shipped_files_match_their_generator(tmp_path):
     for name, build in topo_generate.BUILDERS.items():
         write_graph(build(), tmp_path / f"{name}.json")
         assert (tmp_path / f"{name}.json").read_text() == (DEFAULT_TOPOLOGY_DIR / f"{name}.json").read_text(), name
+
+
+def test_node_names_with_non_ascii_digits_load_and_sort():
+    """'²' is a digit to str.isdigit() but not to int(): names holding it must still sort."""
+    from testbed.net.rules import natural_key
+
+    g = nx.Graph(name="sup")
+    g.add_node("c", role="cloud", period=2)
+    for w in ("w²", "w10", "w2"):
+        g.add_node(w, role="worker", compute_ms=1.0)
+        g.add_edge("c", w, latency_ms=1.0, bandwidth_mbps=10.0)
+    topo = load_topology(g)
+    assert topo.worker_nodes == ["w2", "w10", "w²"]
+    assert sorted(["a²1", "a10", "a2"], key=natural_key) == ["a2", "a10", "a²1"]

@@ -67,7 +67,7 @@ def test_non_numeric_cell_names_row_and_column(run_dir):
 
 def test_bad_config_json(run_dir):
     (run_dir / "config.json").write_text("{not json")
-    with pytest.raises(ValueError, match="config.json: not valid JSON"):
+    with pytest.raises(ValueError, match="config.json: line 1, column 2: invalid JSON"):
         load_run(run_dir)
 
 
@@ -107,3 +107,23 @@ def test_latest_pointer_symlink_and_text_file(make_run):
     (run_dir.parent / "latest").unlink()
     (run_dir.parent / "LATEST.txt").write_text(run_dir.name + "\n")
     assert load_run(run_dir.parent / "latest").path == run_dir.resolve()
+
+
+def test_missing_accuracies_without_a_status_get_a_note(run_dir):
+    m = pd.read_csv(run_dir / "metrics.csv")
+    m["test_acc"] = m["test_acc"].astype(float)
+    m.loc[[5, 7], "test_acc"] = float("nan")
+    m.to_csv(run_dir / "metrics.csv", index=False)
+    notes = [n for n in load_run(run_dir).notes if "no test accuracy" in n]
+    first = m.loc[5]
+    assert notes == [f"metrics.csv: 2 row(s) have no test accuracy and no status, first {first.algorithm}, "
+                     f"seed {first.seed}, iteration {first.iteration}"]
+
+
+def test_an_infinite_accuracy_is_refused_naming_the_row(run_dir):
+    m = pd.read_csv(run_dir / "metrics.csv")
+    m["test_acc"] = m["test_acc"].astype(object)
+    m.loc[2, "test_acc"] = "inf"
+    m.to_csv(run_dir / "metrics.csv", index=False)
+    with pytest.raises(ValueError, match="metrics.csv, row 4: column test_acc is inf; values must be finite"):
+        load_run(run_dir)

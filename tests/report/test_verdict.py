@@ -13,7 +13,7 @@ from testbed.report.runfolder import load_run
 from testbed.report.sections import DEFAULT_SECTIONS
 from testbed.report.curves import first_crossing
 from testbed.report.tables import run_target_table
-from testbed.report.verdict import verdict, verdict_html, verdict_sentence
+from testbed.report.verdict import Verdict, verdict, verdict_html, verdict_sentence
 
 SHIPPED = ["edge3level", "edge_mec", "paper2level", "paper_table2", "star", "zoo_usbackbone"]
 
@@ -97,3 +97,18 @@ def test_verdict_when_local_sgd_wins_or_is_alone(make_run):
     frame[frame.algorithm.str.startswith("local SGD")].to_csv(metrics, index=False)
     v = verdict(load_run(run_dir))
     assert v.best == v.best_local and verdict_sentence(v).endswith("(only local SGD was run).")
+
+
+@pytest.mark.parametrize("seeds, says", [
+    ((1.2, 1.4), None),
+    ((0.85, 0.89), "on every seed on its own local SGD P=2 reaches the target sooner"),
+    ((0.9, 1.3), "The seeds disagree (1 of 2 reach it sooner with local SGD P=2)"),
+])
+def test_verdict_warns_when_the_seeds_do_not_bear_out_the_mean_curve(seeds, says):
+    v = Verdict(0.6, "H-SGD (40,10,2)", 12.1, "local SGD P=2", 1.04, seeds, None)
+    text = verdict_sentence(v)
+    assert "1.04x sooner than the best local SGD, local SGD P=2" in text
+    if says is None:
+        assert "seed" not in text.split("(per seed")[1].split(")", 1)[1]
+    else:
+        assert says in text
