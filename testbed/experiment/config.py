@@ -177,7 +177,8 @@ class ExperimentConfig:
             raise ValueError(f"participation: must be in (0, 1], got {self.participation!r}")
         if not 0 < self.target_acc <= 1:
             raise ValueError(f"target_acc: must be in (0, 1], got {self.target_acc!r}")
-        for key, allowed in {"weighting": WEIGHTINGS, "events": EVENT_RECORDS, "precision": PRECISIONS}.items():
+        choices = {"weighting": WEIGHTINGS, "events": EVENT_RECORDS, "precision": PRECISIONS, "engine": ("batched", "loop")}
+        for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
         if not self.seeds:
@@ -194,8 +195,6 @@ class ExperimentConfig:
             name, _, path = spec.partition("=")
             if not name.strip() or not path.strip():
                 raise ValueError(f"traces: expected NAME=path.csv, got {spec!r}")
-        if self.engine not in ("batched", "loop"):
-            raise ValueError(f"engine: must be batched or loop, got {self.engine!r}")
         if self.compute_ms < 0 and self.compute_ms != -1:
             raise ValueError(f"compute_ms: must be -1 (topology), 0 (measure) or > 0 ms, got {self.compute_ms}")
         for key in ("checkpoint_every", "divergence_every"):
