@@ -11,7 +11,7 @@ REPORTS ?= reports
 RUN    ?= $(REPORTS)/$(or $(TOPO),edge3level)/latest
 
 .DEFAULT_GOAL := help
-.PHONY: help install experiment report retime compare test test-slow bench browser clean
+.PHONY: help install experiment report retime compare test test-slow bench peers browser clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,8 +48,13 @@ test: $(STAMP) browser  ## run the test suite (slow tests excluded; installs chr
 test-slow: $(STAMP)  ## run only the slow tests
 	$(BIN)/pytest -q -m slow
 
-bench: $(STAMP)  ## engine and network benchmarks (BENCH_ARGS="--quick" for a smoke run); figures go to bench/results/
+bench: $(STAMP)  ## engine, end-to-end (with peers) and network benchmarks (BENCH_ARGS="--quick" for a smoke run); figures go to bench/results/
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+peers: $(STAMP)  ## optional: Flower in its own venv (bench/.peers-venv) for the peer rows of `make bench`
+	@test -x bench/.peers-venv/bin/pip || $(PYTHON) -m venv bench/.peers-venv
+	bench/.peers-venv/bin/pip install --quiet 'flwr[simulation]'
+	$(BIN)/python -c "import site; print(site.getsitepackages()[0])" > "$$(bench/.peers-venv/bin/python -c 'import site; print(site.getsitepackages()[0])')/zz_testbed_venv.pth"
 
 browser:  ## install Debian's chromium for the report test (needs root; tolerated if it fails)
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium could not be installed; the browser test will be skipped"

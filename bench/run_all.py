@@ -1,4 +1,4 @@
-"""Run every benchmark in turn (what `make bench` does): engine, then network.
+"""Run every benchmark in turn (what `make bench` does): engine, end to end, then network.
 
     python bench/run_all.py [--quick] [--device auto]
 
@@ -26,7 +26,8 @@ def main() -> int:
     args = parser.parse_args()
     smoke = os.environ.get("TESTBED_SMOKE", "").strip() not in ("", "0")
     quick = ["--quick"] if args.quick or smoke else []
-    runs = [["engine.py", "--device", args.device, *quick], ["network.py", *quick]]
+    runs = [["engine.py", "--device", args.device, *quick], ["end_to_end.py", "--device", args.device, *quick],
+            ["network.py", *quick]]
     for script, *script_args in runs:
         print(f"== {script} {' '.join(script_args)}", flush=True)
         done = subprocess.run([sys.executable, str(HERE / script), *script_args], cwd=HERE)

@@ -43,6 +43,8 @@ from torch import nn
 
 from testbed.engine import ENGINES, MinibatchSampler, WorkerData, plan_aggregation, sample_participants, subtree_weights
 from testbed.engine.aggregation import WEIGHTINGS
+from testbed.engine.nonfinite import NonFiniteWatch
+from testbed.engine.precision import check_precision
 from testbed.tree import AggregationTree, NestedTree, PeriodSpec, Server
 
 log = logging.getLogger("testbed")
@@ -62,6 +64,7 @@ class TrainConfig:
     eval_every: int | None = None  # None: about 20 evaluation points
     seed: int = 0
     train_eval_samples: int = 2048  # training samples (the same number per worker, drawn once) for global_train_loss; 0: off
+    precision: str = "fp32"  # forward/backward dtype: fp32, bf16 or fp16 (state stays fp32)
 
     def __post_init__(self):
         _check_int("iterations", self.iterations, minimum=1)
@@ -81,6 +84,7 @@ class TrainConfig:
             _check_int("eval_every", self.eval_every, minimum=1)
         _check_int("seed", self.seed, minimum=0)
         _check_int("train_eval_samples", self.train_eval_samples, minimum=0)
+        check_precision(self.precision)
 
     @property
     def eval_interval(self) -> int:
@@ -139,6 +143,7 @@ def simulate(
     network: Any = None,
     compute_ms: float | None = None,
     train_eval_samples: int = 2048,
+    precision: str = "fp32",
 ) -> SimulationResult:
     """Train ``model`` on every worker under the aggregation ``tree`` (see module docstring).
 
@@ -153,9 +158,10 @@ def simulate(
     default, 'local:P', 'hsgd:G,I@0,2') and ``compute_ms`` the compute time per iteration
     (None: the topology's). Adds sim_time_s and its breakdown to ``metrics``, and ``events``.
     ``train_eval_samples``: training samples for ``global_train_loss`` (0: not measured).
+    ``precision``: bf16 or fp16 forward and backward; weights, momentum, averages stay fp32.
     """
     config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed,
-                         train_eval_samples)
+                         train_eval_samples, precision)
     pairs = list(getattr(worker_data, "worker_data", worker_data))
     model = initial_model(model, worker_data, pairs, seed)
     pricing = None
@@ -218,7 +224,7 @@ class HSGDRun:
     def __init__(self, model, data: WorkerData, tree: AggregationTree, config: TrainConfig, loss, engine_cls, device, eval_data):
         self.tree, self.config, self.device = tree, config, device
         self.template = model
-        self.engine = engine_cls(model, data, loss, config.momentum, config.weight_decay, device)
+        self.engine = engine_cls(model, data, loss, config.momentum, config.weight_decay, device, precision=config.precision)
         self.sample_counts = data.counts.cpu().numpy()
         self.loss = loss
         # ---- seeding: every random component gets its own generator from one seed ----
@@ -240,6 +246,7 @@ class HSGDRun:
         if resume is not None:
             self.load_state_dict(resume)
         participants = self.participants
+        watch = NonFiniteWatch(tree.n_workers, self.device, participants)
         for cb in callbacks:
             cb.on_start(self)
         for t in range(self.t + 1, cfg.iterations + 1):
@@ -248,10 +255,15 @@ class HSGDRun:
             if (t - 1) % round_length == 0:
                 participants = sample_participants(tree, cfg.participation, self.participation_rng)
                 self.participants = participants
+                watch.set_participants(participants)
             # ---- local step on every worker: w_j <- w_j - lr * g(w_j, zeta_j) ----
             losses = self.engine.step(self.sampler.next(), cfg.lr, participants)
-            # ---- a non-finite loss would spread through every average: stop here ----
-            status = _divergence(losses, participants, t)
+            watch.record(losses, t)
+            # ---- a non-finite loss would spread through the averages: stop before them (read on
+            # the host only here: no device sync per step; the status names the first one) ----
+            aggregated = tree.top_aggregating(t)
+            evaluating = t % cfg.eval_interval == 0 or t == cfg.iterations
+            status = watch.check() if aggregated or evaluating else None
             if status:
                 log.warning("%s", status)
                 row = {"iteration": t, "worker_loss": float("nan"), "status": status}
@@ -260,14 +272,13 @@ class HSGDRun:
                 self.rows.append(row)
                 break
             # ---- every server whose period divides t averages its subtree ----
-            aggregated = tree.top_aggregating(t)
             if aggregated:
                 plan = plan_aggregation(tree, aggregated, cfg.weighting, self.sample_counts, participants)
                 self.engine.average(plan)
             for cb in callbacks:
                 cb.on_step(t, aggregated, participants)
             # ---- evaluate the global average model ----
-            if t % cfg.eval_interval == 0 or t == cfg.iterations:
+            if evaluating:
                 row = self._evaluate(t, losses, participants)
                 for cb in callbacks:
                     cb.on_eval(row)
@@ -372,17 +383,6 @@ def _json_safe(state: dict) -> dict:
 
 def _from_json_safe(state: dict) -> dict:
     return {k: _from_json_safe(v) if isinstance(v, dict) else (int(v) if isinstance(v, str) and v.lstrip("-").isdigit() else v) for k, v in state.items()}
-
-
-def _divergence(losses: torch.Tensor, participants: np.ndarray | None, t: int) -> str | None:
-    """A message if a participating worker's loss is NaN or infinite, else None."""
-    active = losses if participants is None else losses[torch.as_tensor(participants, device=losses.device)]
-    if bool(torch.isfinite(active).all()):
-        return None
-    workers = np.flatnonzero(~np.isfinite(losses.detach().cpu().numpy()) & (True if participants is None else participants))
-    value = float(losses[int(workers[0])])
-    return (f"diverged: training loss is {value} at iteration {t} (worker {int(workers[0])}"
-            f"{f' and {len(workers) - 1} more' if len(workers) > 1 else ''}); try a smaller lr")
 
 
 def per_sample_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

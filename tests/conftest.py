@@ -7,6 +7,19 @@ from pathlib import Path
 
 import pytest
 
+# One torch thread, set before torch is imported so subprocesses (CLI smoke tests) inherit
+# it: the suite runs on small shared machines where a second thread mostly waits for a
+# core (tests/engine took ~250 s with 2 threads on 2 busy cores, ~17 s with one).
+# TESTBED_TEST_THREADS overrides it.
+TEST_THREADS = os.environ.get("TESTBED_TEST_THREADS", "1")
+os.environ["OMP_NUM_THREADS"] = TEST_THREADS
+
+
+def pytest_configure(config) -> None:
+    import torch
+
+    torch.set_num_threads(int(TEST_THREADS))
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

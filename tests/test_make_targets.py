@@ -29,7 +29,8 @@ def installed():
 def test_help_is_the_default_target(installed):
     out = make()
     assert out.returncode == 0, out.stderr
-    for target in ("install", "experiment", "report", "retime", "compare", "test", "test-slow", "bench", "browser", "clean", "netval"):
+    for target in ("install", "experiment", "report", "retime", "compare", "test", "test-slow", "bench", "peers", "browser",
+                   "clean", "netval"):
         assert f"make {target}" in out.stdout
 
 
@@ -72,7 +73,12 @@ def test_experiment_with_a_bad_key_exits_2_naming_it(installed, tmp_path):
 def test_bench_runs_on_a_tiny_budget(installed):
     out = make("bench", "BENCH_ARGS=--quick", timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "batched/loop" in out.stdout
+    assert "batched/loop" in out.stdout and "simulate/engine" in out.stdout
+
+
+def test_peers_target_installs_flower_in_its_own_venv(installed):
+    out = make("-n", "peers")
+    assert out.returncode == 0 and "bench/.peers-venv/bin/pip install --quiet 'flwr[simulation]'" in out.stdout
 
 
 def test_test_target_is_wired_to_pytest(installed):

@@ -12,9 +12,12 @@ then updates them with fused SGD kernels (:mod:`testbed.engine.sgd`). An aggrega
 one weighted segment mean per tensor (:mod:`testbed.engine.segments`). The worker
 dimension is processed in chunks of at most ``chunk_workers`` (contiguous slices are
 views, so chunking copies nothing); a distributed backend would hand each rank one slice.
+Unless set, the chunk is the most workers whose step fits in the device's free memory
+(:mod:`testbed.engine.memory`; all of them on the CPU).
 
 Device-agnostic: nothing here assumes the CPU, and a step does not synchronise with the
-device (the full-batch padding check is done once per Batch object).
+device (whether a batch is padded is known on the host; index copies are queued from
+pinned memory).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from testbed.engine.aggregation import AggregationPlan
-from testbed.engine.batches import Batch, WorkerData
+from testbed.engine.batches import Batch, WorkerData, to_device
 from testbed.engine.fused import FusedForward, GradSink, MemoryFormat, Unsupported
+from testbed.engine.memory import MemoryNeed, activation_bytes_per_sample, check_state_fits, device_free_bytes, plan_chunk_workers
+from testbed.engine.precision import Precision, autocast, check_precision
 from testbed.engine.segments import Segments
 from testbed.engine.sgd import sgd_update, sgd_update_sunk
 
@@ -52,6 +57,10 @@ class BatchedEngine:
     ``fused`` raises ValueError naming the unsupported part. ``memory_format`` of conv
     activations: channels_last is the faster one for grouped convs on both oneDNN (CPU)
     and cuDNN. ``sink_grads``: write linear weight gradients into the optimizer buffers.
+    ``chunk_workers``: workers stepped at once (None: as many as fit in memory).
+    ``memory_bytes``: the memory the state and a step may use (None: the device's free
+    memory on a GPU, no limit on the CPU). ``precision``: the forward's and backward's
+    dtype (:mod:`testbed.engine.precision`); state and aggregation stay fp32.
     """
 
     def __init__(
@@ -67,6 +76,8 @@ class BatchedEngine:
         memory_format: MemoryFormat = "channels_last",
         chunk_workers: int | None = None,
         sink_grads: bool = True,
+        memory_bytes: int | None = None,
+        precision: Precision = "fp32",
     ):
         n = data.n_workers
         if chunk_workers is not None and chunk_workers < 1:
@@ -75,8 +86,12 @@ class BatchedEngine:
         self.loss = loss
         self.momentum = momentum
         self.weight_decay = weight_decay
-        self.chunk_workers = chunk_workers or n
+        check_precision(precision)
+        self.precision = precision
+        self.chunk_workers = chunk_workers
         self.model = copy.deepcopy(model).to(device).train()
+        self._memory = self._memory_plan(data, momentum, memory_bytes, device)
+        self._chunks: dict[int, int] = {}  # minibatch size -> workers stepped at once
         stack = lambda t: t.detach().to(device).unsqueeze(0).repeat(n, *([1] * t.dim())).contiguous()
         self.params = {k: stack(v) for k, v in self.model.named_parameters()}
         self.buffers = {k: stack(v) for k, v in self.model.named_buffers()}
@@ -85,8 +100,6 @@ class BatchedEngine:
         # would still see the padding, so such models step each size group on its own.
         self._bucket_full_batches = has_batch_norm(self.model)
         self._counts = data.counts.cpu().numpy()  # on the host once: no device sync per step
-        self._max_count = int(self._counts.max())
-        self._padding_of: tuple[torch.Tensor, bool] | None = None
         self.fused: FusedForward | None = None
         self.fallback_reason: str | None = None
         if path not in ("auto", "fused", "vmap"):
@@ -104,15 +117,48 @@ class BatchedEngine:
                 self.fallback_reason = str(err)
                 log.info("batched engine: vmap path (%s)", err)
         self.path = "fused" if self.fused else "vmap"
+        if self.path == "vmap" and precision != "fp32":
+            # under vmap, batch norm refuses a low-precision input with fp32 statistics
+            # (the fused path's F.batch_norm takes it): it runs in fp32, as autocast does on GPUs
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.register_forward_pre_hook(lambda m, args: (args[0].float(), *args[1:]))
         # weights whose gradient the backward GEMM writes into the optimizer buffer
         sunk = set(self.fused.sinkable_weights) if self.fused and sink_grads else set()
         self._sunk = [k for k in self.params if k in sunk]
         self._grad_buffers = {k: torch.empty_like(self.params[k]) for k in self._sunk} if not momentum else {}
         self._grad = vmap(grad(self._worker_loss, has_aux=True))
 
+    def _memory_plan(self, data: WorkerData, momentum: float, memory_bytes: int | None, device: torch.device):
+        """(what one worker needs, memory left for a step), or None when nothing limits it;
+        refuses a stacked state that would not fit before allocating it."""
+        budget = memory_bytes if memory_bytes is not None else device_free_bytes(device)
+        if budget is None or self.chunk_workers is not None:
+            return None
+        params = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        buffers = sum(b.numel() * b.element_size() for b in self.model.buffers())
+        need = MemoryNeed(params * (2 if momentum else 1) + buffers, params,
+                          activation_bytes_per_sample(self.model, data.x[:2]))  # fmt: skip
+        check_state_fits(data.n_workers, need, budget, device)
+        return need, budget - data.n_workers * need.state_bytes if memory_bytes is not None else None
+
+    def _chunk(self, batch: int) -> int:
+        """Workers stepped at once for minibatches of ``batch`` samples."""
+        if self.chunk_workers is not None:
+            return self.chunk_workers
+        if self._memory is None:
+            return self.data.n_workers
+        if batch not in self._chunks:
+            need, left = self._memory
+            if left is None:  # the device's free memory now, the stacked state allocated
+                left = device_free_bytes(self.data.x.device)
+            self._chunks[batch] = plan_chunk_workers(self.data.n_workers, batch, need, left, self.data.x.device)
+        return self._chunks[batch]
+
     def _worker_loss(self, params, buffers, x, y, w):
-        out = functional_call(self.model, (params, buffers), (x,))
-        loss = (self.loss(out, y) * w).sum()
+        with autocast(x.device, self.precision):
+            out = functional_call(self.model, (params, buffers), (x,))
+        loss = (self.loss(out.float(), y) * w).sum()
         return loss, loss.detach()
 
     # --- local SGD step -------------------------------------------------------------
@@ -122,33 +168,25 @@ class BatchedEngine:
         n = self.data.n_workers
         device = self.data.x.device
         losses = torch.full((n,), float("nan"), device=device)
-        full_unequal = batch.index.shape[1] == self._max_count and self._has_padding(batch)
-        if full_unequal and self._bucket_full_batches:
+        if batch.padded and self._bucket_full_batches:
             for c in np.unique(self._counts).tolist():
                 mask = (self._counts == c) & (np.ones(n, bool) if active is None else active)
                 if mask.any():
-                    rows = torch.as_tensor(np.flatnonzero(mask), device=device)
+                    rows = to_device(torch.from_numpy(np.flatnonzero(mask)), device)
                     self._step_chunks(rows, Batch(batch.index[rows, :c], batch.weight[rows, :c]), lr, losses)
             return losses
         if active is None or active.all():
             self._step_chunks(None, batch, lr, losses)
         else:
-            rows = torch.as_tensor(np.flatnonzero(active), device=device)
+            rows = to_device(torch.from_numpy(np.flatnonzero(active)), device)
             self._step_chunks(rows, Batch(batch.index[rows], batch.weight[rows]), lr, losses)
         return losses
 
-    def _has_padding(self, batch: Batch) -> bool:
-        """Whether a full batch carries zero-weight padding rows. The sampler hands out the
-        same full Batch every step, so the answer is kept: no device sync per step."""
-        if self._padding_of is None or self._padding_of[0] is not batch.weight:
-            self._padding_of = (batch.weight, bool((batch.weight == 0).any()))
-        return self._padding_of[1]
-
     def _step_chunks(self, rows: torch.Tensor | None, batch: Batch, lr: float, losses: torch.Tensor) -> None:
         """Step ``rows`` (None: all workers) in chunks of at most ``chunk_workers``."""
-        k = len(batch.index)
-        for a in range(0, k, self.chunk_workers):
-            b = min(a + self.chunk_workers, k)
+        k, chunk = len(batch.index), self._chunk(batch.index.shape[1])
+        for a in range(0, k, chunk):
+            b = min(a + chunk, k)
             sel: Rows = slice(a, b) if rows is None else rows[a:b]
             sub = batch if (a, b) == (0, k) else Batch(batch.index[a:b], batch.weight[a:b])
             losses[sel] = self._step_workers(sel, sub, lr).to(losses.dtype)
@@ -185,7 +223,8 @@ class BatchedEngine:
         leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
         targets = {k: momenta[k] if momenta else self._grad_buffers[k][: len(batch.index)] for k in self._sunk}
         sinks = {k: GradSink(t, self.momentum) for k, t in targets.items()}
-        out = self.fused(leaves, buffers, x, sinks)  # [n, b, classes]
+        with autocast(x.device, self.precision):
+            out = self.fused(leaves, buffers, x, sinks).float()  # [n, b, classes]
         per_sample = self.loss(out.flatten(0, 1), y.flatten(0, 1)).view(y.shape[:2])
         losses = (per_sample * batch.weight).sum(1)
         # sunk weights are differentiated too (so their layers' backward runs) but get None

@@ -51,6 +51,15 @@ class Batch:
 
     index: torch.Tensor  # int64 [n, b] rows of WorkerData.x
     weight: torch.Tensor  # float [n, b]
+    padded: bool = False  # known on the host: some rows carry zero-weight padding
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device`` without a host-device synchronisation: a plain copy from
+    pageable memory waits for the GPU's stream; one from pinned memory is queued."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 class MinibatchSampler:
@@ -69,7 +78,7 @@ class MinibatchSampler:
             valid = local < counts[:, None]
             index = self._offsets[:, None] + torch.minimum(local, counts[:, None] - 1)
             weight = valid.float() / counts[:, None].float()
-            self._full = Batch(index.to(data.x.device), weight.to(data.x.device))
+            self._full = Batch(index.to(data.x.device), weight.to(data.x.device), padded=not bool(valid.all()))
 
     @property
     def equal_sizes(self) -> bool:
@@ -80,6 +89,6 @@ class MinibatchSampler:
             return self._full
         u = torch.rand((len(self._counts), self.batch_size), generator=self.generator, dtype=torch.float64)
         local = (u * self._counts[:, None]).long()
-        index = (self._offsets[:, None] + local).to(self.data.x.device)
+        index = to_device(self._offsets[:, None] + local, self.data.x.device)
         weight = torch.full(index.shape, 1.0 / self.batch_size, device=self.data.x.device)
         return Batch(index, weight)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from testbed.engine.precision import compute_dtype
+
 if TYPE_CHECKING:
     from testbed.engine.fused import GradSink
 
@@ -33,8 +35,13 @@ def batched_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, sin
 
 
 class _SunkLinear(torch.autograd.Function):
+    """Under autocast (mixed precision) the GEMMs run in the low dtype and the weight
+    gradient is added to the fp32 buffer (``baddbmm_`` cannot mix dtypes)."""
+
     @staticmethod
     def forward(ctx, x, w, b, target, beta):  # type: ignore[override]
+        dtype = compute_dtype(x)
+        x, w = x.to(dtype), w.to(dtype)
         ctx.save_for_backward(x, w)
         ctx.target, ctx.beta, ctx.has_bias = target, beta, b is not None
         out = torch.bmm(x, w.transpose(1, 2))
@@ -43,8 +50,14 @@ class _SunkLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):  # type: ignore[override]
         x, w = ctx.saved_tensors
+        dy = dy.to(x.dtype)
         dx = torch.bmm(dy, w) if ctx.needs_input_grad[0] else None
         with torch.no_grad():  # the optimizer's buffer, not part of any graph
-            ctx.target.baddbmm_(dy.transpose(1, 2), x, beta=ctx.beta)
-        db = dy.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+            if x.dtype == ctx.target.dtype:
+                ctx.target.baddbmm_(dy.transpose(1, 2), x, beta=ctx.beta)
+            elif ctx.beta:
+                ctx.target.mul_(ctx.beta).add_(torch.bmm(dy.transpose(1, 2), x))
+            else:  # beta 0: the buffer may hold anything, NaN included
+                ctx.target.copy_(torch.bmm(dy.transpose(1, 2), x))
+        db = dy.sum(1, dtype=ctx.target.dtype) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return dx, None, db, None, None

@@ -14,6 +14,7 @@ from torch import nn
 from testbed.engine.aggregation import AggregationPlan
 from testbed.engine.batched import PerSampleLoss
 from testbed.engine.batches import Batch, WorkerData
+from testbed.engine.precision import Precision, autocast, check_precision
 
 
 class LoopEngine:
@@ -25,7 +26,10 @@ class LoopEngine:
         momentum: float,
         weight_decay: float,
         device: torch.device,
+        precision: Precision = "fp32",
     ):
+        check_precision(precision)
+        self.precision = precision
         self.data = data
         self.loss = loss
         template = copy.deepcopy(model).to(device).train()
@@ -42,7 +46,9 @@ class LoopEngine:
                 continue
             keep = batch.weight[j] > 0  # drop the padding of a full batch
             rows, w = batch.index[j][keep], batch.weight[j][keep]
-            loss = (self.loss(model(self.data.x[rows]), self.data.y[rows]) * w).sum()
+            with autocast(self.data.x.device, self.precision):
+                out = model(self.data.x[rows])
+            loss = (self.loss(out.float(), self.data.y[rows]) * w).sum()
             opt.zero_grad()
             loss.backward()
             for group in opt.param_groups:

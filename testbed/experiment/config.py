@@ -14,6 +14,7 @@ from typing import Any
 
 from testbed.data import DATASET_NAMES, SCHEMES, STRATEGIES
 from testbed.engine.aggregation import WEIGHTINGS
+from testbed.engine.precision import PRECISIONS
 from testbed.models import MODEL_NAMES
 
 MAX_COUNT = 10**9
@@ -115,6 +116,10 @@ class ExperimentConfig:
     """auto (cuda when available), cpu, cuda, cuda:K or mps."""
     engine: str = "batched"
     """batched (all workers stepped as stacked tensors) or loop (the per-worker reference)."""
+    precision: str = "fp32"
+    """Forward/backward dtype: fp32, bf16 or fp16 (GPUs); weights, momentum, averages stay fp32."""
+    threads: int = 0
+    """Torch CPU threads; 0 = torch's default (one per core; fewer often wins on a shared machine)."""
     deterministic: bool = False
     """Force deterministic kernels (torch.use_deterministic_algorithms): on GPUs, identical
     metrics from run to run at some speed cost. CPU runs are deterministic already."""
@@ -149,7 +154,7 @@ class ExperimentConfig:
             raise ValueError(f"grouping: unknown strategy {self.grouping!r}; allowed: {', '.join(STRATEGIES)}")
         if not self.dirichlet_alpha > 0:
             raise ValueError(f"dirichlet_alpha: must be > 0, got {self.dirichlet_alpha!r}")
-        for key in ("synthetic_alpha", "synthetic_beta", "weight_decay"):
+        for key in ("synthetic_alpha", "synthetic_beta", "weight_decay", "threads"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: must be >= 0, got {getattr(self, key)!r}")
         if self.priced_params < 0:
@@ -172,8 +177,10 @@ class ExperimentConfig:
             raise ValueError(f"participation: must be in (0, 1], got {self.participation!r}")
         if not 0 < self.target_acc <= 1:
             raise ValueError(f"target_acc: must be in (0, 1], got {self.target_acc!r}")
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting: must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
+        choices = {"weighting": WEIGHTINGS, "events": EVENT_RECORDS, "precision": PRECISIONS, "engine": ("batched", "loop")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key}: must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
         if not self.seeds:
             raise ValueError("seeds: give at least one seed")
         if any(not 0 <= s <= MAX_SEED for s in self.seeds):
@@ -188,10 +195,6 @@ class ExperimentConfig:
             name, _, path = spec.partition("=")
             if not name.strip() or not path.strip():
                 raise ValueError(f"traces: expected NAME=path.csv, got {spec!r}")
-        if self.events not in EVENT_RECORDS:
-            raise ValueError(f"events: must be one of {', '.join(EVENT_RECORDS)}, got {self.events!r}")
-        if self.engine not in ("batched", "loop"):
-            raise ValueError(f"engine: must be batched or loop, got {self.engine!r}")
         if self.compute_ms < 0 and self.compute_ms != -1:
             raise ValueError(f"compute_ms: must be -1 (topology), 0 (measure) or > 0 ms, got {self.compute_ms}")
         for key in ("checkpoint_every", "divergence_every"):

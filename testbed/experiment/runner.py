@@ -108,6 +108,8 @@ def prepare(config: ExperimentConfig) -> Setup:
     dataset = shrink_dataset(dataset)
     model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     if config.deterministic:
         # cuBLAS needs a fixed workspace for reproducible GEMMs; set before the first CUDA call
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -258,7 +260,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         model, federated, algorithm.tree, iterations=cfg.iterations, lr=cfg.lr,
         batch_size=cfg.batch_size or None, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
         weighting=cfg.weighting, participation=cfg.participation, eval_every=cfg.eval_every,
-        seed=seed, device=setup.device, engine=cfg.engine, callbacks=callbacks, resume=resume,
+        seed=seed, device=setup.device, engine=cfg.engine, callbacks=callbacks, resume=resume, precision=cfg.precision,
     )
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
     rows = result.metrics

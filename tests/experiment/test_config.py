@@ -32,6 +32,9 @@ def test_overrides_parse_to_the_field_types():
         ("seeds=", "seeds: give at least one"),
         ("traces=nofile", "traces: expected NAME=path.csv"),
         ("compute_ms=-3", "compute_ms"),
+        ("threads=-1", "threads: must be >= 0"),
+        ("precision=fp8", "precision: must be one of fp32, bf16, fp16"),
+        ("threads=two", "threads=two: expected a finite int"),
         ("noequals", "expected key=value"),
     ],
 )

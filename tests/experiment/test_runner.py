@@ -139,6 +139,7 @@ def test_a_diverging_algorithm_stops_alone_and_the_report_says_so(tiny_config, t
     metrics = pd.read_csv(run_dir / "metrics.csv")
     local = metrics[metrics.spec == "local:2"]
     assert len(local) == 1 and local.status.iloc[0].startswith("diverged: training loss is nan at iteration 1")
+    assert local.iteration.iloc[0] == 2  # stopped at local:2's first aggregation
     assert len(metrics[metrics.spec == "hsgd"]) == 4  # the others finished
     assert "diverged: training loss is nan" in (run_dir / "report.html").read_text()
 
@@ -198,3 +199,21 @@ def test_events_setting_thins_the_log_and_leaves_the_clock_alone(tiny_config, tm
     assert "holds no events (the run was made with events=none)" in (runs["none"] / "report.html").read_text()
     retimed = retime(runs["aggregations"], {})
     assert set(pd.read_csv(retimed / "events.csv").kind) == {"aggregate"}  # re-timing keeps the setting
+
+
+def test_threads_key_sets_torch_threads_and_zero_keeps_the_default(tiny_config):
+    import dataclasses
+
+    import torch
+
+    from testbed.experiment.runner import prepare
+
+    before = torch.get_num_threads()
+    try:
+        prepare(dataclasses.replace(tiny_config, threads=3))
+        assert torch.get_num_threads() == 3
+        torch.set_num_threads(2)
+        prepare(tiny_config)  # threads=0: left as it was
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
