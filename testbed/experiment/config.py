@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from testbed.data import DATASET_NAMES, SCHEMES, STRATEGIES
 from testbed.engine.aggregation import WEIGHTINGS
 from testbed.engine.precision import PRECISIONS
+from testbed.experiment.values import check_type, is_tuple, parse_value, show
 from testbed.models import MODEL_NAMES
 
 MAX_COUNT = 10**9
@@ -130,7 +130,7 @@ class ExperimentConfig:
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), _hints()[f.name])
+            check_type(f.name, getattr(self, f.name), _hints()[f.name])
         positive = {"iterations": self.iterations, "eval_every": self.eval_every, "lr": self.lr, "shards_per_worker": self.shards_per_worker}
         for key, value in positive.items():
             if not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
@@ -138,7 +138,7 @@ class ExperimentConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if _hints()[f.name] is int and value > MAX_COUNT:
-                raise ValueError(f"{f.name}: must be at most {MAX_COUNT:_}, got {_show(value)}")
+                raise ValueError(f"{f.name}: must be at most {MAX_COUNT:_}, got {show(value)}")
         if self.dataset not in DATASET_NAMES:
             raise ValueError(f"dataset: unknown dataset {self.dataset!r}; allowed: {', '.join(DATASET_NAMES)}")
         if self.model not in MODEL_NAMES:
@@ -185,7 +185,7 @@ class ExperimentConfig:
             raise ValueError("seeds: give at least one seed")
         if any(not 0 <= s <= MAX_SEED for s in self.seeds):
             bad = next(s for s in self.seeds if not 0 <= s <= MAX_SEED)
-            raise ValueError(f"seeds: each seed must be from 0 to 2**32 - 1, got {_show(bad)}")
+            raise ValueError(f"seeds: each seed must be from 0 to 2**32 - 1, got {show(bad)}")
         repeated = next((s for k, s in enumerate(self.seeds) if s in self.seeds[:k]), None)
         if repeated is not None:  # every row of metrics.csv would appear twice
             raise ValueError(f"seeds: seed {repeated} is given twice; give each seed once")
@@ -228,7 +228,7 @@ class ExperimentConfig:
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
         hints = _hints()
-        coerced = {k: tuple(v) if _is_tuple(hints[k]) and isinstance(v, list) else v for k, v in values.items()}
+        coerced = {k: tuple(v) if is_tuple(hints[k]) and isinstance(v, list) else v for k, v in values.items()}
         try:
             return cls(**coerced)
         except ValueError as err:
@@ -281,14 +281,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _shorten(text: str) -> str:
-    return text if len(text) <= 24 else f"{text[:12]}...{text[-6:]}"
-
-
-def _show(value: Any) -> str:
-    return _shorten(repr(value))
-
-
 def saved_tcp_model(values: dict[str, Any]):
     """The TCP model of a run folder's saved config keys (defaults for absent keys, and
     the fluid model for runs saved before TCP was modelled)."""
@@ -304,35 +296,8 @@ def preset(name: str) -> ExperimentConfig:
     return ExperimentConfig.from_dict(PRESETS[name], where=f"preset {name}")
 
 
-def parse_value(key: str, text: str, hint: Any) -> Any:
-    if _is_tuple(hint):
-        item_type = typing.get_args(hint)[0]
-        # algorithm specs hold commas themselves (hsgd:50,5): a new spec starts with a letter
-        parts = re.split(r",(?=\s*[A-Za-z])", text) if key == "algorithms" else text.split(",")
-        return tuple(parse_value(key, part.strip(), item_type) for part in parts if part.strip())
-    try:
-        if hint is bool:
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError
-            return text.lower() in ("true", "1")
-        if hint is int:
-            return int(text)
-        if hint is float:
-            value = float(text)
-            if not math.isfinite(value):
-                raise ValueError
-            return value
-    except ValueError:
-        raise ValueError(f"--set {key}={text}: expected a finite {hint.__name__}") from None
-    return text
-
-
 def _hints() -> dict[str, Any]:
     return typing.get_type_hints(ExperimentConfig)
-
-
-def _is_tuple(hint: Any) -> bool:
-    return typing.get_origin(hint) is tuple
 
 
 def _check_device(device: str) -> None:
@@ -377,25 +342,3 @@ def _spec_ints(spec: str, what: str, text: str, low: int, high: int, usage: str)
     return [int(p) for p in parts]
 
 
-def _check_type(key: str, value: Any, hint: Any) -> None:
-    if _is_tuple(hint):
-        item_type = typing.get_args(hint)[0]
-        if not isinstance(value, tuple):
-            raise ValueError(f"{key}: expected a list of {item_type.__name__}, got {value!r}")
-        for v in value:
-            _check_type(key, v, item_type)
-        return
-    ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        raise ValueError(f"{key}: expected {hint.__name__}, got {type(value).__name__} {_show(value)}")
-    if hint is float and not _finite(value):
-        raise ValueError(f"{key}: expected a finite float, got {_show(value)}")
-
-
-def _finite(value: float | int) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
