@@ -35,6 +35,22 @@ def read_input_bytes(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> byt
         raise ValueError(f"{path}: cannot be read ({err.strerror}); {what}") from None
 
 
+def read_input_text(path: Path, what: str) -> str:
+    """The text of a user's input file (see :func:`decode_input`)."""
+    return decode_input(Path(path), read_input_bytes(path, what), what)
+
+
+def decode_input(path: Path, data: bytes, what: str) -> str:
+    """``data`` (read from ``path``) as UTF-8 text, a leading byte-order mark (spreadsheet
+    exports) dropped; a byte that is not UTF-8 is a one-line ValueError naming the file,
+    its line and offset, and ``what`` the file should be."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(f"{path}: line {line}: byte 0x{data[err.start]:02x} at offset {err.start} is not UTF-8; {what}") from None
+
+
 def check_input_file(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> None:
     """Refuse anything but a regular file (a folder, a FIFO that would block forever, a
     device that never ends) and files over ``limit``: one-line ValueError naming the file

@@ -15,16 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from testbed.files import read_input_bytes
+from testbed.files import read_input_text
 
 
 def read_text_file(path: Path, what: str) -> str:
-    data = read_input_bytes(path, what)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise ValueError(f"{path}: line {line}: byte 0x{data[err.start]:02x} is not UTF-8; {what}") from None
+    return read_input_text(path, what)
 
 
 def read_json_file(path: Path, what: str) -> Any:

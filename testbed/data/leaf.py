@@ -147,7 +147,7 @@ def _read_optional(directory: Path) -> LeafSplit | None:
 
 def _read_leaf_json(path: Path) -> dict:
     """One LEAF file, checked for its shape: {"users": [...], "num_samples": [...], "user_data": {...}}."""
-    from testbed.files import read_input_bytes
+    from testbed.files import decode_input, read_input_bytes
 
     raw = read_input_bytes(path, "a LEAF file is JSON (.json or .json.gz)")
     if path.name.endswith(".gz"):
@@ -155,10 +155,9 @@ def _read_leaf_json(path: Path) -> dict:
             raw = gzip.decompress(raw)
         except Exception as err:  # a damaged stream fails in any of gzip's or zlib's ways
             raise ValueError(f"{path}: not a readable gzip file ({err})") from None
+    text = decode_input(path, raw, "LEAF files are UTF-8 JSON")
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: byte {err.start} is not UTF-8; LEAF files are UTF-8 JSON") from None
+        doc = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
     except RecursionError:

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from testbed.experiment.config import _shorten
+from testbed.experiment.values import shorten as _shorten
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -19,19 +19,12 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     ``*.toml``), strictly read: NaN, Infinity and numbers that overflow are refused, like
     every other bad value, with the file named; so are FIFOs and devices, which would
     block or never end."""
-    from testbed.files import read_input_bytes
+    from testbed.files import read_input_text
 
     path = Path(path)
-    data = read_input_bytes(path, "--config takes a JSON or TOML file of config keys")
+    text = read_input_text(path, "--config takes a JSON or TOML file of config keys")
     if path.suffix.lower() == ".toml":
-        return _read_toml(path, data)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise ValueError(
-            f"{path}: line {line}: not UTF-8 text (byte {err.start}); config files are UTF-8 JSON"
-        ) from None
+        return _read_toml(path, text)
     try:
         values = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int,
                             object_pairs_hook=_unique_keys)
@@ -81,13 +74,11 @@ def _bounded_int(token: str) -> int:
     return int(token)
 
 
-def _read_toml(path: Path, data: bytes) -> dict[str, Any]:
+def _read_toml(path: Path, text: str) -> dict[str, Any]:
     import tomllib
 
     try:
-        values = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}); config files are UTF-8") from None
+        values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path}: invalid TOML ({err})") from None
     for key, value in values.items():

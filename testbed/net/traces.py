@@ -228,17 +228,9 @@ def _check_values(label: str, col: str, t: np.ndarray, v: np.ndarray, first_line
 def read_text(path: str | os.PathLike, kind: str = "trace files are UTF-8 CSV") -> str:
     """A user file's text, or a one-line ``ValueError`` naming the file (and the line of a
     byte that is not UTF-8). ``kind`` says what the file should be."""
-    from testbed.files import read_input_bytes
+    from testbed.files import read_input_text
 
-    path = Path(path)
-    data = read_input_bytes(path, kind)
-    try:
-        return data.decode("utf-8-sig")  # a leading byte-order mark (spreadsheet exports) is dropped
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise ValueError(
-            f"{path}: line {line}: byte 0x{data[err.start]:02x} at offset {err.start} is not UTF-8; {kind}"
-        ) from None
+    return read_input_text(Path(path), kind)
 
 
 def is_finite_number(x: object) -> bool:
