@@ -82,7 +82,7 @@ def run_in(checkout: Path, command: str, timeout: int = 300) -> subprocess.Compl
 
 def test_the_readme_has_commands_to_run():
     commands = [command_part(line) for line in readme_commands()]
-    assert commands[:2] == ["make experiment", "make test"]  # the first two lines a user types
+    assert commands[:2] == ["make experiment TOPO=edge3level", "make test"]  # the first two lines a user types
     assert any(c.startswith("make retime") for c in commands) and len(fenced_blocks("python")) == 1
     for skipped in NOT_RUN:
         assert skipped in commands, f"NOT_RUN lists {skipped!r}, no longer in the README"
