@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -14,6 +15,18 @@ from typing import Callable
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def timing_parser(doc: str, seconds: float, rounds: int, quick: str) -> argparse.ArgumentParser:
+    """The options every timing benchmark takes: which cases, the device, how long to
+    measure and in how many interleaved rounds, and a smoke run (``quick`` says what it keeps)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--cases", default="", help="comma-separated model names to keep (default: all that fit the device)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seconds", type=float, default=seconds, help="measuring time per variant and case")
+    parser.add_argument("--rounds", type=int, default=rounds, help="interleaved rounds the time is split into")
+    parser.add_argument("--quick", action="store_true", help=f"smoke run: {quick}, short timings, nothing saved")
+    return parser
 
 
 def device_name(device: torch.device) -> str:

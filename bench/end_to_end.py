@@ -25,14 +25,13 @@ Prints a table and appends the rows to bench/results/<device>.json.
 
 from __future__ import annotations
 
-import argparse
 import io
 import time
 from dataclasses import dataclass
 
 import torch
 
-from common import device_name, interleaved_rates, median_ratio, save_results, sync, table
+from common import device_name, interleaved_rates, median_ratio, save_results, sync, table, timing_parser
 from engine import big_batch_step, model_for
 from peers import SequentialClients, flower_rate
 from testbed.engine import BatchedEngine, MinibatchSampler, WorkerData
@@ -184,14 +183,9 @@ SUMMARY = ["case", "engine_sps", "simulate_sps", "experiment_sps", "bigbatch_sps
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="", help="comma-separated model names to keep (default: all)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seconds", type=float, default=6.0, help="measuring time per variant and case")
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds the time is split into")
+    parser = timing_parser(__doc__, seconds=6.0, rounds=4, quick="mlp n=64 only")
     parser.add_argument("--precisions", default="", help="comma-separated: fp32 and bf16 (CPU, GPU), fp16 (GPU); default: all the device has")
     parser.add_argument("--no-flower", action="store_true", help="skip the Flower peer")
-    parser.add_argument("--quick", action="store_true", help="smoke run: mlp n=64 only, short timings, nothing saved")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     default_precisions = "fp32,bf16,fp16" if device.type == "cuda" else "fp32,bf16"

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import device_name, interleaved_rates, median_ratio, save_results, sync, table
+from common import device_name, interleaved_rates, median_ratio, save_results, sync, table, timing_parser
 from testbed.engine import BatchedEngine, LoopEngine, MinibatchSampler, WorkerData
 from testbed.models import build_model
 from testbed.simulate import per_sample_cross_entropy, resolve_device
@@ -262,15 +262,10 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="", help="comma-separated model names to keep (default: all that fit the device)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per variant and case")
-    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds the time is split into")
+    parser = timing_parser(__doc__, seconds=8.0, rounds=8, quick="cifar_cnn and mlp")
     parser.add_argument("--no-vmap", action="store_true", help="skip timing the vmap path next to the fused one")
     parser.add_argument("--ablation", action="store_true", help="also time the fused path without grad sinks and in NCHW")
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls and convs (GPU; engine, big batch and roofline alike)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: cifar_cnn and mlp, short timings, nothing saved")
     parser.add_argument("--rss-probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_probe:
