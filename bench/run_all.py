@@ -11,10 +11,11 @@ so one's allocations and threads do not colour the next one's timings.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from testbed.experiment.smoke import smoke_enabled
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,8 +25,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budget, nothing saved (the make-target smoke test)")
     parser.add_argument("--device", default="auto", help="device for the engine benchmark (auto, cpu, cuda)")
     args = parser.parse_args()
-    smoke = os.environ.get("TESTBED_SMOKE", "").strip() not in ("", "0")
-    quick = ["--quick"] if args.quick or smoke else []
+    quick = ["--quick"] if args.quick or smoke_enabled() else []
     runs = [["engine.py", "--device", args.device, *quick], ["end_to_end.py", "--device", args.device, *quick],
             ["network.py", *quick]]
     for script, *script_args in runs:
