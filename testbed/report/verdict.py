@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from testbed.net.costs import CostStructure, LevelCost, payoff_sentence
-from testbed.report.curves import first_crossing
 from testbed.report.markup import esc, fmt_seconds, html_table
 from testbed.report.runfolder import RunFolder
-from testbed.report.tables import run_target_table
+from testbed.report.tables import TargetRow, run_target_table
 
 
 @dataclass(frozen=True)
@@ -48,20 +47,17 @@ def verdict(run: RunFolder) -> Verdict | None:
     speedup = seeds = None
     if best_local is not None and best.time_s > 0:
         speedup = best_local.time_s / best.time_s
-        seeds = _seed_speedups(run, best.label, best_local.label, target)
+        seeds = _seed_speedups(best, best_local)
     return Verdict(target, best.label, best.time_s, best_local.label if best_local else None, speedup,
                    tuple(seeds or ()), None, local == {r.label for r in rows})
 
 
-def _seed_speedups(run: RunFolder, label: str, baseline: str, target: float) -> list[float]:
-    mine, theirs = run.curves(label), run.curves(baseline)
-    out = []
-    for seed in sorted(set(mine) & set(theirs)):
-        a = first_crossing(mine[seed]["sim_time_s"].to_numpy(), mine[seed]["test_acc"].to_numpy(), target)
-        b = first_crossing(theirs[seed]["sim_time_s"].to_numpy(), theirs[seed]["test_acc"].to_numpy(), target)
-        if a is not None and b is not None and a > 0:
-            out.append(b / a)
-    return out
+def _seed_speedups(row: TargetRow, baseline: TargetRow) -> list[float]:
+    """The baseline's time over the algorithm's, per seed where both reach the target
+    (each seed's own crossing, as the target table has it)."""
+    theirs = dict(baseline.seed_times_s)
+    return [theirs[seed] / mine for seed, mine in sorted(row.seed_times_s)
+            if mine is not None and mine > 0 and theirs.get(seed) is not None]
 
 
 def verdict_sentence(v: Verdict) -> str:
