@@ -104,6 +104,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, Callab
 def run_sweep_command(args: argparse.Namespace) -> int:
     import sys
 
+    from testbed.cli import one_line
     from testbed.experiment.grid import parse_grid_args, read_grid_file
     from testbed.experiment.sweep import plan, run_sweep, submitit_params
 
@@ -128,9 +129,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if clash is not None:
         raise ValueError(f"{clash.where}: the key is also given by {given[clash.key]}; give it in one place")
     sweep = plan(base, axes, args.preset, args.reports, args.out)
-    grid_keys = {a.key for a in axes}
+    grid = {a.key: a.where for a in axes}
     for point in sweep.points:  # the checks that need the topology, before anything is written
-        check_against_topology(point.config, lambda key: f"point {point.name}: {key}" if key in grid_keys else where(key))
+        try:
+            check_against_topology(point.config, lambda key: grid.get(key) or where(key))
+        except (ValueError, FileNotFoundError) as err:
+            raise ValueError(f"sweep: point {point.name}: {one_line(err)}") from None
     try:
         report, table = run_sweep(sweep, args.executor, args.jobs or 1, params)
     except RuntimeError as err:

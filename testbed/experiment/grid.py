@@ -67,7 +67,7 @@ def parse_grid_args(items: list[str], base: ExperimentConfig) -> list[Axis]:
             raise ValueError(f"{where}: no values; give KEY=V1{SEPARATOR}V2{SEPARATOR}...")
         if "" in texts:
             raise ValueError(f"{where}={text}: an empty value between '{SEPARATOR}'; give each value once")
-        axes.append(Axis(key, tuple(_value(base, key, t, "--grid ") for t in texts), where))
+        axes.append(_axis(base, key, texts, where, "--grid "))
     return axes
 
 
@@ -76,14 +76,20 @@ def read_grid_file(path: str | Path, base: ExperimentConfig) -> list[Axis]:
     from testbed.experiment.configfile import read_config_file
 
     axes = []
-    for key, values in read_config_file(path).items():
+    for key, values in read_config_file(path, "--grid-file takes a JSON or TOML file of key = [values]").items():
         where = f"{path}: {key}"
         if not isinstance(values, list):
             raise ValueError(f"{where}: expected a list of the values to try, got {value_text(values)!r}")
         if not values:
             raise ValueError(f"{where}: no values; give a list of the values to try")
-        axes.append(Axis(key, tuple(_value(base, key, v, f"{path}: ") for v in values), where))
+        axes.append(_axis(base, key, values, where, f"{path}: "))
     return axes
+
+
+def _axis(base: ExperimentConfig, key: str, raws: list[Any], where: str, prefix: str) -> Axis:
+    if key not in _HINTS:
+        raise ValueError(f"{where}: unknown key; allowed: {', '.join(sorted(_HINTS))}")
+    return Axis(key, tuple(_value(base, key, raw, prefix) for raw in raws), where)
 
 
 def _value(base: ExperimentConfig, key: str, raw: Any, prefix: str) -> Any:
@@ -95,8 +101,12 @@ def _value(base: ExperimentConfig, key: str, raw: Any, prefix: str) -> Any:
         else:  # a number for a list key (seeds = [0, 1]) is a one-item list
             one = [raw] if key in _HINTS and is_tuple(_HINTS[key]) and not isinstance(raw, list) else raw
             config = ExperimentConfig.from_dict({**base.to_dict(), key: one}, where="config")
-    except ValueError as err:  # said in --set's (or a config's) words; the value came from the grid
-        raise ValueError(prefix + str(err).removeprefix("--set ").removeprefix("config: ")) from None
+    except ValueError as err:  # said in --set's (or a config's) words: say it of the grid's value
+        text = str(err).removeprefix("--set ").removeprefix("config: ")
+        given = f"{key}={value_text(raw) if not isinstance(raw, str) else raw}"
+        if not text.startswith(f"{key}="):
+            text = f"{given}: {text.removeprefix(f'{key}: ')}"
+        raise ValueError(prefix + text) from None
     return getattr(config, key)
 
 
