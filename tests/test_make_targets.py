@@ -29,7 +29,7 @@ def installed():
 def test_help_is_the_default_target(installed):
     out = make()
     assert out.returncode == 0, out.stderr
-    for target in ("install", "experiment", "report", "retime", "compare", "test", "test-slow", "bench", "peers", "browser",
+    for target in ("install", "experiment", "report", "retime", "compare", "sweep", "test", "test-slow", "bench", "peers", "browser",
                    "clean", "netval"):
         assert f"make {target}" in out.stdout
 
