@@ -102,6 +102,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, Callab
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
+    import importlib.util
     import sys
 
     from testbed.cli import one_line
@@ -116,11 +117,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.slurm and args.executor == "local":
         raise ValueError("--slurm applies to --executor slurm or submitit-local")
     params = submitit_params(args.slurm) if args.executor != "local" else {}
-    if args.executor != "local":
-        try:
-            import submitit  # noqa: F401
-        except ImportError:
-            raise ValueError(f"--executor {args.executor} needs submitit: pip install 'hsgd-testbed[cluster]'") from None
+    if args.executor != "local" and importlib.util.find_spec("submitit") is None:
+        raise ValueError(f"--executor {args.executor} needs submitit: pip install 'hsgd-testbed[cluster]'")
     base, where = config_from_args(args)
     axes = (read_grid_file(args.grid_file, base) if args.grid_file else []) + parse_grid_args(args.grid, base)
     given = {"topology": "--topo"} if args.topo else {}

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
 import os
 import subprocess
@@ -35,6 +33,7 @@ from typing import Any
 
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.grid import Axis, Point, grid_points
+from testbed.experiment.rundir import config_hash
 from testbed.files import atomic_write_csv, atomic_write_json
 from testbed.paths import safe_name
 
@@ -61,21 +60,24 @@ class Sweep:
     @property
     def identity(self) -> dict[str, Any]:
         """What makes two sweeps the same (sweep.json holds it): rerunning resumes only the same sweep."""
-        return {"preset": self.preset, "base": self.base.to_dict(), "grid": {a.key: list(a.texts) for a in self.axes}}
+        return _identity(self.preset, self.base, self.axes)
 
     def point_dir(self, point: Point) -> Path:
         return self.folder / "points" / point.name
+
+
+def _identity(preset: str, base: ExperimentConfig, axes: tuple[Axis, ...]) -> dict[str, Any]:
+    return {"preset": preset, "base": base.to_dict(), "grid": {a.key: list(a.texts) for a in axes}}
 
 
 def plan(base: ExperimentConfig, axes: list[Axis], preset: str, reports: Path, out: Path | None = None) -> Sweep:
     """The sweep's points, checked (nothing written); ``out`` None: a folder named by the
     preset, the grid keys and a hash of the whole sweep under ``<reports>/sweeps/``."""
     points = tuple(grid_points(base, axes))
-    sweep = Sweep(Path(out or "."), preset, base, tuple(axes), points)
     if out is None:
-        digest = hashlib.sha1(json.dumps(sweep.identity, sort_keys=True).encode()).hexdigest()[:6]
-        name = safe_name("-".join([preset, *(a.key for a in axes)]), limit=60) + f"-{digest}"
-        sweep = Sweep(Path(reports) / "sweeps" / name, preset, base, tuple(axes), points)
+        digest = config_hash(_identity(preset, base, tuple(axes)))
+        out = Path(reports) / "sweeps" / (safe_name("-".join([preset, *(a.key for a in axes)]), limit=60) + f"-{digest}")
+    sweep = Sweep(Path(out), preset, base, tuple(axes), points)
     _check_folder(sweep)
     return sweep
 
@@ -267,9 +269,9 @@ def run_sweep(sweep: Sweep, executor: str = "local", jobs: int = 1, params: dict
     else:
         failures = run_submitit(sweep, todo, executor.removeprefix("submitit-"), params or {}) if todo else {}
     if failures:
-        name, error = next(iter(failures.items()))
-        raise RuntimeError(f"{len(failures)} of {len(sweep.points)} points failed; {name}: {error}. "
-                           f"The others are kept: run the same command again to retry")
+        name = next(p.name for p in sweep.points if p.name in failures)
+        raise RuntimeError(f"{len(failures)} of {len(sweep.points)} points failed; {name}: {failures[name]}. "
+                           f"Finished points are kept: run the same command again to retry")
     return finish(sweep)
 
 

@@ -118,6 +118,18 @@ def test_an_interrupted_point_resumes_in_its_own_run_folder(tmp_path, monkeypatc
     assert run_point(point_dir) == interrupted and finished_run(sweep.point_dir(sweep.points[1])) == reference
 
 
+def test_a_failing_point_is_named_with_its_log_and_no_report_is_written(tmp_path):
+    missing = tmp_path / "missing.npz"  # found missing only when the point loads its data
+    argv = sweep_argv(tmp_path, ["lr=0.05|0.1"], "--set", "dataset=npz", "--set", f"data_root={missing}",
+                      "--set", "partition=iid", "--out", str(tmp_path / "sweep"))
+    out = subprocess.run([sys.executable, "-m", "testbed", *argv], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("testbed sweep: error: 2 of 2 points failed; 0-lr_0.05: error: dataset 'npz': file ")
+    assert f"(log: {tmp_path / 'sweep' / 'points' / '0-lr_0.05' / 'point.log'})" in last and "Traceback" not in last
+    assert not (tmp_path / "sweep" / "compare.html").exists() and not (tmp_path / "sweep" / "time_to_target.csv").exists()
+
+
 def _reports(folder: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in folder.glob("points/*/star/2*/report.html")}
 
