@@ -194,7 +194,7 @@ def _run_child(point_dir: Path, threads: int) -> str | None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     logfile = point_dir / POINT_LOG
     with open(logfile, "a") as out:
-        code = subprocess.run([sys.executable, "-m", __name__, str(point_dir), str(threads)], stdout=out,
+        code = subprocess.run([sys.executable, "-m", __name__, str(point_dir), str(threads), str(os.getpid())], stdout=out,
                               stderr=subprocess.STDOUT, env=env).returncode
     if code == 0:
         return None
@@ -275,10 +275,9 @@ def run_sweep(sweep: Sweep, executor: str = "local", jobs: int = 1, params: dict
     return finish(sweep)
 
 
-def _exit_with_parent() -> None:
-    """A point's process ends when the sweep that started it is killed, so that a resumed
-    sweep never meets an orphan still writing the same run folder."""
-    parent = os.getppid()
+def _exit_with_parent(parent: int) -> None:
+    """A point's process ends when the sweep that started it (pid ``parent``) is killed, even
+    while it was still starting, so a resumed sweep never meets an orphan writing the same run folder."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -289,11 +288,11 @@ def _exit_with_parent() -> None:
 
 
 def _main(argv: list[str]) -> int:
-    """``python -m testbed.experiment.sweep POINT_DIR THREADS``: one point, as run_local starts it."""
+    """``python -m testbed.experiment.sweep POINT_DIR THREADS PARENT_PID``: one point, as run_local starts it."""
     from testbed.cli import one_line
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    _exit_with_parent()
+    _exit_with_parent(int(argv[2]))
     try:
         print(run_point(Path(argv[0]), int(argv[1])))
     except Exception as err:

@@ -130,6 +130,19 @@ def test_a_failing_point_is_named_with_its_log_and_no_report_is_written(tmp_path
     assert not (tmp_path / "sweep" / "compare.html").exists() and not (tmp_path / "sweep" / "time_to_target.csv").exists()
 
 
+def _point_processes(folder: Path) -> list[str]:
+    """Processes whose command line names the sweep folder (Linux's /proc; none elsewhere)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile
+            continue
+        if str(folder) in text:
+            found.append(text)
+    return found
+
+
 def _reports(folder: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in folder.glob("points/*/star/2*/report.html")}
 
@@ -145,6 +158,10 @@ def test_a_killed_sweep_resumes_skipping_finished_points_and_ends_in_one_report_
     assert proc.poll() is None, f"the sweep ended before it could be killed: {proc.stderr.read()[-2000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 120  # a point's process notices within a second, once it has started
+    while _point_processes(folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _point_processes(folder), "the points' processes end with the sweep that started them"
     finished = _reports(folder)
     assert 2 <= len(finished) < 8 and not (folder / "compare.html").exists()
 
