@@ -104,10 +104,11 @@ def config_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, Callab
 def run_sweep_command(args: argparse.Namespace) -> int:
     import importlib.util
     import sys
+    import tempfile
 
     from testbed.cli import one_line
     from testbed.experiment.grid import parse_grid_args, read_grid_file
-    from testbed.experiment.sweep import plan, run_sweep, submitit_params
+    from testbed.experiment.sweep import plan, run_sweep, submitit_executor, submitit_params
 
     if args.jobs is not None and args.executor != "local":
         raise ValueError(f"--jobs applies to --executor local; with {args.executor} the scheduler decides "
@@ -117,8 +118,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.slurm and args.executor == "local":
         raise ValueError("--slurm applies to --executor slurm or submitit-local")
     params = submitit_params(args.slurm) if args.executor != "local" else {}
-    if args.executor != "local" and importlib.util.find_spec("submitit") is None:
-        raise ValueError(f"--executor {args.executor} needs submitit: pip install 'hsgd-testbed[cluster]'")
+    if args.executor != "local":
+        if importlib.util.find_spec("submitit") is None:
+            raise ValueError(f"--executor {args.executor} needs submitit: pip install 'hsgd-testbed[cluster]'")
+        with tempfile.TemporaryDirectory() as scratch:  # submitit checks its parameters; nothing is written yet
+            submitit_executor(Path(scratch), args.executor.removeprefix("submitit-"), params)
     base, where = config_from_args(args)
     axes = (read_grid_file(args.grid_file, base) if args.grid_file else []) + parse_grid_args(args.grid, base)
     given = {"topology": "--topo"} if args.topo else {}

@@ -220,16 +220,26 @@ def submitit_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
+def submitit_executor(folder: Path, cluster: str, params: dict[str, Any]):
+    """submitit's executor for ``cluster`` (slurm or local) with ``params``; refusals in one
+    line. Call it on a scratch folder to check the parameters before anything is written."""
+    import submitit
+
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    except RuntimeError as err:  # e.g. no srun: not a Slurm machine
+        raise ValueError(f"--executor {cluster}: submitit cannot submit here: {str(err).splitlines()[0]}") from None
+    try:
+        executor.update_parameters(**params)
+    except (NameError, AssertionError, ValueError, TypeError) as err:
+        raise ValueError(f"--slurm: submitit refuses the parameters: {str(err).splitlines()[0]}") from None
+    return executor
+
+
 def run_submitit(sweep: Sweep, points: list[Point], cluster: str, params: dict[str, Any]) -> dict[str, str]:
     """Submit the points as one job array through submitit and wait for them; returns the
     failures. ``cluster``: slurm, or local (submitit's local executor, same code path)."""
-    import submitit
-
-    executor = submitit.AutoExecutor(folder=sweep.folder / "submitit", cluster=cluster)
-    try:
-        executor.update_parameters(**params)
-    except (NameError, AssertionError, ValueError) as err:
-        raise ValueError(f"--slurm: submitit refused the parameters: {str(err).splitlines()[0]}") from None
+    executor = submitit_executor(sweep.folder / "submitit", cluster, params)
     threads = params["cpus_per_task"]
     with executor.batch():
         jobs = [executor.submit(run_point, sweep.point_dir(p), threads) for p in points]

@@ -63,8 +63,14 @@ def test_grid_values_keep_their_commas_and_points_are_named_in_order(tmp_path):
     (["--grid", "lr=0.1|0.2", "--executor", "slurm", "--slurm", "foo=1"], "--slurm foo: unknown parameter"),
     (["--grid", "lr=0.1|0.2", "--executor", "slurm", "--slurm", "timeout_min=x"], "--slurm timeout_min=x: expected int"),
     (["--grid", "lr=0.1|0.2", "--executor", "slurm", "--jobs", "2"], "--jobs applies to --executor local"),
+    (["--grid", "lr=0.1|0.2", "--executor", "submitit-local", "--slurm", "nodes=2"],
+     "--slurm: submitit refuses the parameters: LocalExecutor can use only one node"),
+    (["--grid", "lr=0.1|0.2", "--executor", "submitit-local", "--slurm", "local_foo=1"],
+     "--slurm: submitit refuses the parameters: Unknown argument 'foo'"),
 ])
 def test_bad_sweeps_are_refused_in_one_line_before_anything_is_written(tmp_path, capsys, argv, message):
+    if "submitit-local" in argv:
+        pytest.importorskip("submitit")
     reports = tmp_path / "reports"
     argv = ["sweep", "--topo", "star", "--reports", str(reports)] + argv
     if "--set" not in argv:
