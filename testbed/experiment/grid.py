@@ -66,7 +66,7 @@ def parse_grid_args(items: list[str], base: ExperimentConfig) -> list[Axis]:
         if not text.strip():
             raise ValueError(f"{where}: no values; give KEY=V1{SEPARATOR}V2{SEPARATOR}...")
         if "" in texts:
-            raise ValueError(f"{where}={text}: an empty value between '{SEPARATOR}'; give each value once")
+            raise ValueError(f"{where}={text}: an empty value between '{SEPARATOR}'; separate values by one '{SEPARATOR}'")
         axes.append(_axis(base, key, texts, where, "--grid "))
     return axes
 
@@ -99,7 +99,7 @@ def _value(base: ExperimentConfig, key: str, raw: Any, prefix: str) -> Any:
         if isinstance(raw, str):
             config = base.with_overrides([f"{key}={raw}"])
         else:  # a number for a list key (seeds = [0, 1]) is a one-item list
-            one = [raw] if key in _HINTS and is_tuple(_HINTS[key]) and not isinstance(raw, list) else raw
+            one = [raw] if is_tuple(_HINTS[key]) and not isinstance(raw, list) else raw
             config = ExperimentConfig.from_dict({**base.to_dict(), key: one}, where="config")
     except ValueError as err:  # said in --set's (or a config's) words: say it of the grid's value
         text = str(err).removeprefix("--set ").removeprefix("config: ")
