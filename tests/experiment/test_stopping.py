@@ -105,6 +105,16 @@ def test_resume_with_a_budget_and_a_target_equals_an_uninterrupted_run(tmp_path,
         pd.testing.assert_frame_equal(pd.read_csv(run_dir / name), pd.read_csv(reference / name), check_exact=True)
 
 
+def test_a_budget_run_is_deterministic_by_seed(tiny_config, tmp_path):
+    config = tiny_config.with_overrides(["iterations=5000", f"budget_s={BUDGET_S}", "stop_at_target=true",
+                                         "target_acc=0.52", "divergence_every=1"])
+    a = run_experiment(config, reports_root=tmp_path / "a", progress=False)
+    b = run_experiment(config, reports_root=tmp_path / "b", progress=False)
+    for name in ("metrics.csv", "events.csv", "schedule.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert set(pd.read_csv(a / "metrics.csv")["stop"].dropna()) == {"budget", "target"}
+
+
 def worker_pairs(n, seed=0):
     g = torch.Generator().manual_seed(seed)
     return [(torch.randn(24, 4, generator=g) + j % 3, torch.randint(0, 3, (24,), generator=g)) for j in range(n)]
