@@ -86,7 +86,7 @@ def algorithm_colors(run: RunFolder) -> dict[str, str]:
 def accuracy_time_section(run: RunFolder) -> Section:
     bands = {a.label: seed_band(run.curves(a.label), "sim_time_s") for a in run.algorithms}
     fig = accuracy_figure(bands, x_title="simulated wall-clock (s)", baselines=_baselines(run), target=run.target_acc,
-                          colors=algorithm_colors(run), x_unit="s")
+                          colors=algorithm_colors(run), x_unit="s", budget_s=run.budget_s)
     return Section("accuracy-time", "Test accuracy vs simulated wall-clock", _band_note(run) + figure_html(fig, "accuracy-time"))
 
 

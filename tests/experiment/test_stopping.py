@@ -52,6 +52,7 @@ def test_the_report_shows_accuracy_at_the_budget_with_its_seed_spread(budget_run
     metrics = pd.read_csv(budget_run / "metrics.csv")
     html = build_report(budget_run).read_text(encoding="utf-8")
     assert "acc at budget 3 s: median (min–max)" in html
+    assert '"text":"budget 3 s"' in html  # the line on the accuracy-time figure where every run stopped
     for spec in UNEVEN:
         accs = metrics[metrics.spec == spec].groupby("seed")["test_acc"].last()
         assert budget_text([SeedEnd(s, a, BUDGET_S) for s, a in accs.items()], BUDGET_S) in html
