@@ -17,10 +17,7 @@ import pandas as pd
 
 from testbed.simulate import Callback, HSGDRun
 
-BUDGET = "budget"
-TARGET = "target"
-STOP_REASONS = (BUDGET, TARGET)
-"""Values of metrics.csv's ``stop`` column."""
+BUDGET, TARGET = "budget", "target"  # values of metrics.csv's ``stop`` column
 
 
 class TimeBudget(Callback):
@@ -78,5 +75,5 @@ def short_of_budget(rows: pd.DataFrame, budget_s: float) -> str | None:
     last = rows.iloc[-1]
     if not last["sim_time_s"] < budget_s or isinstance(last.get("stop"), str) or isinstance(last.get("status"), str):
         return None
-    return (f"ended after its {last['iteration']} iterations at {last['sim_time_s']:.4g} s, short of "
+    return (f"ended after its {int(last['iteration'])} iterations at {last['sim_time_s']:.4g} s, short of "
             f"budget_s={budget_s:g} s; raise iterations (an upper bound with a budget)")

@@ -14,7 +14,7 @@ from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_ch
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.progress import Progress
 from testbed.experiment.runner import resume_experiment, run_experiment
-from testbed.experiment.stopping import TimeBudget, check_stop_at_target
+from testbed.experiment.stopping import TimeBudget, check_stop_at_target, short_of_budget
 from testbed.report import build_report
 from testbed.report.tables import SeedEnd, budget_text
 from testbed.simulate import Callback
@@ -197,6 +197,15 @@ def test_stop_at_target_needs_a_test_set():
     check_stop_at_target(False, False, "npz")
     with pytest.raises(ValueError, match="stop_at_target: dataset 'npz' has no test set, so test_acc never reaches target_acc"):
         check_stop_at_target(True, False, "npz")
+
+
+def test_a_run_out_of_iterations_before_the_budget_is_named_and_no_other():
+    rows = pd.DataFrame({"iteration": [10, 20], "sim_time_s": [1.0, 2.0], "test_acc": [0.5, 0.6]})
+    assert short_of_budget(rows, 3.0) == ("ended after its 20 iterations at 2 s, short of budget_s=3 s; "
+                                          "raise iterations (an upper bound with a budget)")
+    assert short_of_budget(rows, 2.0) is None and short_of_budget(rows, 0.0) is None
+    assert short_of_budget(rows.assign(stop=[None, "target"]), 3.0) is None
+    assert short_of_budget(rows.assign(status=[None, "diverged: ..."]), 3.0) is None
 
 
 def test_retime_refuses_a_budget_run(budget_run):
