@@ -105,8 +105,7 @@ class Callback:
         """An evaluation row; a callback may add columns to it before it is stored."""
 
     def after_iteration(self, t: int) -> None:
-        """Iteration t is complete, its evaluation row stored: the place for checkpoints
-        (``run.stop_reason`` set: the run ends after this iteration)."""
+        """Iteration t is complete, its evaluation row stored: the place for checkpoints."""
 
 
 @dataclass
@@ -299,9 +298,8 @@ class HSGDRun:
         return SimulationResult(state, pd.DataFrame(self.rows), tree, cfg, extras)
 
     def stop(self, reason: str) -> None:
-        """End the run after the current iteration, which is evaluated, its row saying
-        ``reason`` in column ``stop``. For callbacks, from ``on_step`` (a time budget spent)
-        or ``on_eval`` (a target reached); the first reason given is kept."""
+        """For callbacks (``on_step``, ``on_eval``): end the run after this iteration, evaluated,
+        its row saying ``reason`` (the first given) in column ``stop``."""
         if self.stop_reason is None:
             self.stop_reason = reason
 
