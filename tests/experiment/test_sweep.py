@@ -194,7 +194,8 @@ def test_a_killed_sweep_resumes_skipping_finished_points_and_ends_in_one_report_
 
 def test_submitit_local_executor_runs_every_point_through_the_submission_path(tmp_path):
     pytest.importorskip("submitit")
-    argv = sweep_argv(tmp_path, ["lr=0.05|0.1"], "--executor", "submitit-local", "--out", str(tmp_path / "sweep"))
+    argv = sweep_argv(tmp_path, ["lr=0.05|0.1"], "--executor", "submitit-local", "--out", str(tmp_path / "sweep"),
+                      "--set", "budget_s=1")  # simulated seconds: the table gains the accuracy at the budget
     out = subprocess.run([sys.executable, "-m", "testbed", *argv], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     folder = tmp_path / "sweep"
@@ -202,3 +203,4 @@ def test_submitit_local_executor_runs_every_point_through_the_submission_path(tm
     assert len(list((folder / "submitit").glob("*_result.pkl"))) == 2, "each point ran as a submitit job"
     table = pd.read_csv(folder / "time_to_target.csv")
     assert list(table.lr) == [0.05, 0.05, 0.1, 0.1] and (folder / "compare.html").is_file()
+    assert table.acc_at_budget.notna().all() and (table.end_time_s < 1.5).all()
