@@ -220,7 +220,7 @@ class Connections:
         # halved once per RTO past the first (Linux's tcp_cwnd_restart), never below IW
         return np.maximum(self.model.initial_window_bytes, cwnd * np.minimum(np.exp2(1.0 - rtos), 1.0))
 
-    def finish(self, up: bool, d: int, nodes, cwnd_bytes, size_bytes: float, last_sent_s, exit_round) -> None:
+    def finish(self, up: bool, d: int, nodes, cwnd_bytes, size_bytes: float, last_sent_s, exit_round=math.inf) -> None:
         """Record finished transfers: their windows grew with the bytes sent (slow start
         up to ``exit_round``), and the connections went idle at ``last_sent_s`` (when
         the last byte left)."""
