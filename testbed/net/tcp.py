@@ -99,12 +99,12 @@ class TcpModel:
         """One line for reports and logs."""
         if self.fluid:
             return "fluid max-min flows (no slow start, no header overhead)"
-        hystart = (f"HyStart exit from {self.hystart_low_window} segments on ACK trains (gaps <= "
-                   f"{self.hystart_ack_delta_ms:g} ms), then +{self.ca_growth:g} per RTT"
+        hystart = (f"HyStart exit from {self.hystart_low_window} segments on ACK trains with gaps <= "
+                   f"{self.hystart_ack_delta_ms:g} ms, then +{self.ca_growth:g} of the window per RTT"
                    if self.hystart_ack_delta_ms > 0 else "no HyStart exit")
-        return (f"TCP slow start from {self.initial_window} x {self.mss_bytes} B segments, {hystart}, "
-                f"{self.header_bytes} B of headers per segment, idle connections {self.idle} "
-                f"(RTO = {self.rto_min_ms:g} ms + RTT)")
+        return (f"TCP slow start from {self.initial_window} x {self.mss_bytes} B segments, {self.header_bytes} B "
+                f"of headers per segment, idle connections {self.idle} (RTO = {self.rto_min_ms:g} ms + RTT), "
+                f"{hystart}")
 
     def exit_round(self, rtt_s, cwnd_bytes, link_bytes_per_s) -> np.ndarray:
         """The round trip from which a flow starting at window ``cwnd_bytes`` stops
