@@ -110,13 +110,11 @@ class TcpModel:
         """The round trip from which a flow starting at window ``cwnd_bytes`` stops
         doubling (HyStart; module doc), inf where it never does. ``link_bytes_per_s``:
         the narrowest link's payload rate, which spaces the ACKs."""
-        rtt, cwnd, link = map(np.asarray, (rtt_s, cwnd_bytes, link_bytes_per_s))
         if self.hystart_ack_delta_ms <= 0:
-            return np.full(np.broadcast(rtt, cwnd, link).shape, np.inf)[()]
+            return np.full(np.broadcast(rtt_s, cwnd_bytes, link_bytes_per_s).shape, np.inf)[()]
         train = np.maximum(self.hystart_low_window * self.mss_bytes,
-                           2 * link * (rtt - self.hystart_ack_delta_ms / 1e3))
-        with np.errstate(divide="ignore", invalid="ignore"):  # an unlimited link (inf) never exits
-            return np.maximum(0.0, np.ceil(np.log2(train / cwnd)))[()]
+                           2 * np.multiply(link_bytes_per_s, np.subtract(rtt_s, self.hystart_ack_delta_ms / 1e3)))
+        return np.maximum(0.0, np.ceil(np.log2(train / cwnd_bytes)))[()]  # inf on an unlimited link
 
     def ramp(self, rtt_s: float, cwnd_bytes: float, link_bytes_per_s: float) -> "SlowStart":
         """A flow's window, round trip by round trip, from ``cwnd_bytes``."""
@@ -190,11 +188,9 @@ def window_after(cwnd_bytes, size_bytes, window_bytes: int | None, exit_round=ma
     """A connection's window after moving ``size_bytes``: slow start adds every
     acknowledged byte until its exit round, congestion avoidance ``growth`` of each,
     up to the socket window W."""
-    cwnd, size, e = map(np.asarray, (cwnd_bytes, size_bytes, exit_round))
-    with np.errstate(invalid="ignore", over="ignore"):
-        doubled = cwnd * np.expm1(e * np.log(2.0))  # bytes acknowledged in rounds 0..e-1
-        grown = np.where(size <= doubled, cwnd + size, cwnd + doubled + growth * (size - doubled))
-    grown = np.asarray(grown, dtype=float)
+    doubled = np.multiply(cwnd_bytes, np.exp2(exit_round) - 1)  # bytes acknowledged in rounds 0..e-1
+    grown = np.add(cwnd_bytes, np.minimum(size_bytes, doubled), dtype=float) \
+        + growth * np.maximum(np.subtract(size_bytes, doubled), 0.0)
     return grown if window_bytes is None else np.minimum(grown, float(window_bytes))
 
 
