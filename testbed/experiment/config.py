@@ -28,8 +28,9 @@ _TCP_KEYS = {"kind": "tcp_model", "idle": "tcp_idle", "initial_window": "tcp_ini
              "mss_bytes": "tcp_mss_bytes", "header_bytes": "tcp_header_bytes", "rto_min_ms": "tcp_rto_min_ms",
              "hystart_low_window": "tcp_hystart_low_window", "hystart_ack_delta_ms": "tcp_hystart_ack_delta_ms",
              "ca_growth": "tcp_ca_growth"}
-# keys a run folder saved before they existed held implicitly: the clock was fluid then
-_SAVED_BEFORE_TCP = {"tcp_model": "fluid"}
+# keys a run folder saved before they existed held implicitly: the clock was fluid then,
+# and had no HyStart exit before that was modelled
+_SAVED_BEFORE_TCP = {"tcp_model": "fluid", "tcp_hystart_ack_delta_ms": 0.0}
 # datasets whose loader never provides writers, so the 'natural' partition cannot split them
 _NO_WRITERS = ("mnist", "cifar10")
 
@@ -246,7 +247,8 @@ class ExperimentConfig:
     @classmethod
     def from_saved(cls, values: dict[str, Any], where: str) -> ExperimentConfig:
         """A run folder's config.json. Runs saved before the TCP model existed were priced
-        by the fluid model, so they keep it (resume and retime stay consistent)."""
+        by the fluid model, and before HyStart was modelled without its exit, so they keep
+        that (resume and retime stay consistent)."""
         return cls.from_dict({**_SAVED_BEFORE_TCP, **values}, where=where)
 
     def with_overrides(self, assignments: list[str]) -> ExperimentConfig:

@@ -28,10 +28,9 @@ the first round k whose window is at least ``max(low_window, 2 B (R - delta))``:
 where it changes nothing. From there CUBIC's congestion avoidance, before any loss, grows
 the window by ``ca_growth`` (1/20: Linux and ns-3 cap CUBIC's ACK count at 20 while no
 loss has set a maximum) per round trip; CUBIC's own cubic term adds 0.4 t^3 segments and
-is negligible at those round trips. (This is the rule of ns-3 3.44 and of Linux before
-5.7, which checked the train before starting a new round; Linux 5.7+ starts the round
-first and leaves slow start on a LAN only at half a BDP: ``hystart_ack_delta_ms=0``
-turns the exit off.)
+is negligible at those round trips. (ns-3 3.44 checks the train before it starts a new
+round, as Linux did until 5.7; Linux 5.7 changed its train detection for short-RTT flows,
+which had left slow start at ~20 segments. ``hystart_ack_delta_ms=0`` turns the exit off.)
 
 ``kind='fluid'`` is the plain max-min model (no slow start, no header overhead), kept
 for comparison: it prices exactly as the clock did before TCP was modelled.

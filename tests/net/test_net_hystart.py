@@ -117,3 +117,7 @@ def test_hystart_settings_are_validated_and_named_by_their_config_key():
     with pytest.raises(ValueError, match="^tcp_ca_growth: must be a fraction"):
         ExperimentConfig(tcp_ca_growth=2.0)
     assert ExperimentConfig(tcp_hystart_ack_delta_ms=0.0).tcp().hystart_ack_delta_ms == 0.0
+    # a run folder saved before HyStart was modelled keeps the clock it was priced with
+    saved = {"tcp_model": "tcp", "topology": "star"}
+    assert ExperimentConfig.from_saved(saved, "config.json").tcp_hystart_ack_delta_ms == 0.0
+    assert ExperimentConfig.from_saved({**saved, "tcp_hystart_ack_delta_ms": 2.0}, "x").tcp().hystart_ack_delta_ms == 2.0
