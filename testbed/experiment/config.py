@@ -25,9 +25,12 @@ DEVICE_TYPES = ("cpu", "cuda", "mps")
 EVENT_RECORDS = ("all", "aggregations", "none")
 # TcpModel field -> the key that sets it here
 _TCP_KEYS = {"kind": "tcp_model", "idle": "tcp_idle", "initial_window": "tcp_initial_window",
-             "mss_bytes": "tcp_mss_bytes", "header_bytes": "tcp_header_bytes", "rto_min_ms": "tcp_rto_min_ms"}
-# keys a run folder saved before they existed held implicitly: the clock was fluid then
-_SAVED_BEFORE_TCP = {"tcp_model": "fluid"}
+             "mss_bytes": "tcp_mss_bytes", "header_bytes": "tcp_header_bytes", "rto_min_ms": "tcp_rto_min_ms",
+             "hystart_low_window": "tcp_hystart_low_window", "hystart_ack_delta_ms": "tcp_hystart_ack_delta_ms",
+             "ca_growth": "tcp_ca_growth"}
+# keys a run folder saved before they existed held implicitly: the clock was fluid then,
+# and had no HyStart exit before that was modelled
+_SAVED_BEFORE_TCP = {"tcp_model": "fluid", "tcp_hystart_ack_delta_ms": 0.0}
 # datasets whose loader never provides writers, so the 'natural' partition cannot split them
 _NO_WRITERS = ("mnist", "cifar10")
 
@@ -113,6 +116,13 @@ class ExperimentConfig:
     """TCP/IP header bytes per segment; capacity counts payload: MSS / (MSS + headers)."""
     tcp_rto_min_ms: float = 200.0
     """Minimum retransmission timeout; RTO = tcp_rto_min_ms + RTT decides when a connection is idle."""
+    tcp_hystart_low_window: int = 16
+    """HyStart (CUBIC's slow-start exit) checks windows of at least this many segments (Linux, ns-3)."""
+    tcp_hystart_ack_delta_ms: float = 2.0
+    """ACKs this close form one train; slow start ends once a round's ACKs run into the
+    next round's (on a LAN with RTT under 2 ms: at 16-20 segments). 0 = no HyStart exit."""
+    tcp_ca_growth: float = 0.05
+    """Window growth per round trip after HyStart's exit (CUBIC before any loss: 1/20)."""
     events: str = "all"
     """What events.csv records: all (every transfer and barrier: about two rows per worker
     in each subtree round), aggregations (one row per subtree round) or none (an empty log).
@@ -246,7 +256,8 @@ class ExperimentConfig:
     @classmethod
     def from_saved(cls, values: dict[str, Any], where: str) -> ExperimentConfig:
         """A run folder's config.json. Runs saved before the TCP model existed were priced
-        by the fluid model, so they keep it (resume and retime stay consistent)."""
+        by the fluid model, and before HyStart was modelled without its exit, so they keep
+        that (resume and retime stay consistent)."""
         return cls.from_dict({**_SAVED_BEFORE_TCP, **values}, where=where)
 
     def with_overrides(self, assignments: list[str]) -> ExperimentConfig:
