@@ -39,7 +39,8 @@ from testbed.experiment.progress import Progress
 from testbed.experiment.runner import NetworkTimer
 from testbed.net import NetworkClock, load_topology
 from testbed.net.builders import hierarchy_graph
-from testbed.simulate import HSGDRun, TrainConfig, per_sample_cross_entropy, resolve_device
+from testbed.device import resolve_device
+from testbed.simulate import HSGDRun, TrainConfig, per_sample_cross_entropy
 from testbed.tree import AggregationTree
 
 MOMENTUM, LR = 0.9, 0.01

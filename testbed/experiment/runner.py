@@ -7,6 +7,7 @@ evaluation row carries its simulated wall-clock time and its breakdown.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,7 +34,8 @@ from testbed.experiment.smoke import shrink_config, shrink_dataset
 from testbed.experiment import rundir
 from testbed.experiment.modelcost import measure_compute_ms, model_bytes, model_shape
 from testbed.paths import inside
-from testbed.simulate import Callback, resolve_device
+from testbed.device import resolve_device
+from testbed.simulate import Callback
 
 log = logging.getLogger("testbed.experiment")
 LARGE_EVENT_LOG = 10**6  # rows of one pair's event log worth a hint (pandas writes ~4e5 rows/s)
@@ -256,12 +258,8 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     if progress:
         callbacks.append(Progress(f"{algorithm.label} seed {seed}", cfg.iterations))
     started = time.monotonic()
-    result = testbed.simulate(
-        model, federated, algorithm.tree, iterations=cfg.iterations, lr=cfg.lr,
-        batch_size=cfg.batch_size or None, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-        weighting=cfg.weighting, participation=cfg.participation, eval_every=cfg.eval_every,
-        seed=seed, device=setup.device, engine=cfg.engine, callbacks=callbacks, resume=resume, precision=cfg.precision,
-    )
+    result = testbed.simulate(model, federated, algorithm.tree, **dataclasses.asdict(cfg.train_config(seed)),
+                              device=setup.device, engine=cfg.engine, callbacks=callbacks, resume=resume)
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
     rows = result.metrics
     for col in ("test_acc", "test_loss"):  # a run that diverged before its first evaluation has none yet

@@ -34,9 +34,9 @@ def test_default_comparison_is_the_sandwich_plus_two_level_variants():
 @pytest.mark.parametrize(
     "spec, match",
     [
-        ("sgd:1", "unknown"),
+        ("sgd:1", "not an algorithm spec"),
         ("local:a", "integers"),
-        ("local:2,3", "expected 1"),
+        ("local:2,3", "one period"),
         ("hsgd:40,3", "not a multiple"),
         ("hsgd:40,2@1,2", "levels must start at 0"),
         ("hsgd:40,2@0,5", "levels must start at 0"),
