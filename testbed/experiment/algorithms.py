@@ -135,7 +135,7 @@ def _mark_same_schedules(algorithms: list[Algorithm]) -> list[Algorithm]:
     first: dict[str, Algorithm] = {}
     marked = []
     for a in algorithms:
-        key = repr((nested_tree(a.tree), a.tree.periods, a.server_topology_ids))
+        key = repr((a.tree.as_nested(), a.tree.periods, a.server_topology_ids))
         twin = first.setdefault(key, a)
         if twin is not a:
             a = dataclasses.replace(a, label=f"{a.label} (same schedule as {twin.label})", same_schedule_as=twin.spec)
@@ -147,22 +147,12 @@ def describe_algorithms(algorithms: list[Algorithm], topology) -> list[dict[str,
     """config.json's record of each algorithm as resolved on the topology."""
     return [
         {
-            "spec": a.spec, "label": a.label, "tree": nested_tree(a.tree), "periods": a.tree.periods,
+            "spec": a.spec, "label": a.label, "tree": a.tree.as_nested(), "periods": a.tree.periods,
             "server_nodes": [topology.server_nodes[i] for i in a.server_topology_ids],
             "is_local_sgd": a.is_local_sgd, "global_period": a.global_period, "same_schedule_as": a.same_schedule_as,
         }
         for a in algorithms
     ]
-
-
-def nested_tree(tree: AggregationTree) -> list:
-    """The tree as nested lists of worker ids (the form ``AggregationTree`` takes)."""
-
-    def rec(server_id: int):
-        s = tree.servers[server_id]
-        return [rec(c) for c in s.children] if s.children else list(s.workers)
-
-    return rec(0)
 
 
 def _collapse(spec: str, label: str, tree: AggregationTree, keep: tuple[int, ...], periods: list[int] | None) -> Algorithm:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from testbed.experiment import rundir
-from testbed.experiment.algorithms import describe_algorithms, nested_tree, resolve_all
+from testbed.experiment.algorithms import describe_algorithms, resolve_all
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
 from testbed.experiment.rundir import RUN_FOLDER
@@ -131,7 +131,7 @@ def _same_training(trained: list[dict], topo, where: str) -> list:
     for saved, algorithm in zip(trained, resolved):
         if saved.get("is_local_sgd") and algorithm.is_local_sgd:
             continue
-        now = {"tree": nested_tree(algorithm.tree), "periods": algorithm.tree.periods}
+        now = {"tree": algorithm.tree.as_nested(), "periods": algorithm.tree.periods}
         if json.loads(json.dumps(now)) != {"tree": saved.get("tree"), "periods": saved.get("periods")}:
             raise ValueError(
                 f"--topo {where}: {saved.get('label', saved['spec'])} would aggregate {now['tree']} with periods "

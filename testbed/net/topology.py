@@ -107,13 +107,6 @@ class Topology:
         return len(self.worker_nodes)
 
     @property
-    def nested_tree(self) -> list:
-        """The tree as nested lists of worker indices (``testbed.simulate(tree=...)``)."""
-        def thaw(x):
-            return x if isinstance(x, int) else [thaw(c) for c in x]
-        return thaw(self.tree.nested)
-
-    @property
     def periods(self) -> list[list[int]]:
         """Per server level, top first, the period of each server left to right."""
         by_level: dict[int, list[int]] = {}

@@ -36,9 +36,9 @@ def test_available_topologies_lists_the_shipped_ones():
 
 def test_paper2level_is_the_papers_table2_setting():
     topo = load_topology("paper2level")
-    assert topo.nested_tree == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert topo.tree.as_nested() == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     assert topo.periods == [[50], [5, 5]]  # G = 50, I = 5
-    AggregationTree(topo.nested_tree, topo.periods)  # the form testbed.simulate takes
+    AggregationTree(topo.tree.as_nested(), topo.periods)  # the form testbed.simulate takes
 
 
 def test_edge3level_has_three_aggregation_levels():
