@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 import testbed
-from testbed.data import federate
 from testbed.experiment import rundir
 from testbed.experiment.algorithms import Algorithm
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
@@ -73,7 +72,7 @@ class NetworkTimer(Callback):
 def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"), tag: str = "run", progress: bool = True) -> Path:
     """Run every algorithm x seed, write the run folder and its report; return the folder."""
     setup = prepare(config)
-    first = _federate(setup, config.seeds[0])  # the data fits the partition and batch size: checked before any file
+    first = setup.federated(config.seeds[0])  # the data fits the partition and batch size: checked before any file
     staging = rundir.new_run_dir(reports_root, setup.topology.name, tag, config.to_dict())
     try:
         write_static_files(staging, setup, tag)
@@ -138,7 +137,7 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
                          algorithm.same_schedule_as)
                 rows, algo_events, participants = _relabel(trained(algorithm.same_schedule_as, seed), algorithm)
             else:
-                federated = federated or _federate(setup, seed)
+                federated = federated or setup.federated(seed)
                 rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
             results[algorithm.spec, seed] = (rows, algo_events, participants)
             metrics.append(rows)
@@ -151,13 +150,6 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
             path.unlink(missing_ok=True)
     finish(run_dir)
     return run_dir
-
-
-def _federate(setup: Setup, seed: int):
-    cfg = setup.config
-    return federate(setup.dataset, setup.topology.tree, seed, partition=cfg.partition, grouping=cfg.grouping,
-                    batch_size=cfg.batch_size, device=setup.device, shards_per_worker=cfg.shards_per_worker,
-                    dirichlet_alpha=cfg.dirichlet_alpha)
 
 
 def _relabel(result: tuple[pd.DataFrame, pd.DataFrame, dict], algorithm: Algorithm):

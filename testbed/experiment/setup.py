@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from testbed.data import Dataset, load_dataset
+from testbed.data import Dataset, FederatedData, federate, load_dataset
 from testbed.device import resolve_device
 from testbed.experiment import rundir
 from testbed.experiment.algorithms import Algorithm, describe_algorithms, resolve_all
@@ -41,6 +41,13 @@ class Setup:
     def model(self) -> torch.nn.Module:
         """A fresh model of the config's kind, shaped for the dataset."""
         return build_model(self.config.model, **model_shape(self.dataset))
+
+    def federated(self, seed: int) -> FederatedData:
+        """The dataset partitioned over the topology's workers and placed under its servers."""
+        cfg = self.config
+        return federate(self.dataset, self.topology.tree, seed, partition=cfg.partition, grouping=cfg.grouping,
+                        batch_size=cfg.batch_size, device=self.device, shards_per_worker=cfg.shards_per_worker,
+                        dirichlet_alpha=cfg.dirichlet_alpha)
 
 
 def prepare(config: ExperimentConfig) -> Setup:
