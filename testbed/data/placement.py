@@ -16,16 +16,18 @@ from testbed.tree import AggregationTree
 
 def federate(dataset: Dataset, tree: AggregationTree, seed: int, *, partition: str = "iid", grouping: str = "as-given",
              batch_size: int = 0, device: str | torch.device = "cpu", shards_per_worker: int = 2,
-             dirichlet_alpha: float = 0.5) -> FederatedData:
+             dirichlet_alpha: float = 0.5, source: str = "") -> FederatedData:
     """Partition ``dataset`` over the tree's workers (:func:`make_federated`), then place
     the partitions under its bottom servers by ``grouping`` (:func:`group_workers`).
-    Raises ValueError when the partition does not fit the data or ``batch_size`` (0: each
-    worker's full local set) is more than the largest worker holds."""
+    Raises ValueError when the partition does not fit the data (naming it as ``source``,
+    default its name) or ``batch_size`` (0: each worker's full local set) is more than the
+    largest worker holds."""
     try:
         federated = make_federated(dataset, tree.n_workers, scheme=partition, seed=seed, device=device,
                                    shards_per_worker=shards_per_worker, alpha=dirichlet_alpha)
     except ValueError as err:  # the partition does not fit the data: say which data and key
-        raise ValueError(f"partition={partition} of dataset {dataset.name} over {tree.n_workers} workers: {err}") from None
+        source = source or f"dataset {dataset.name}"
+        raise ValueError(f"partition={partition} of {source} over {tree.n_workers} workers: {err}") from None
     largest = max(len(y) for _, y in federated.worker_data)
     if batch_size > largest:  # sampling a batch bigger than the data only repeats it, at great cost
         raise ValueError(f"batch_size: {batch_size} is more than the largest worker's {largest} samples; "

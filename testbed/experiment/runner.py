@@ -23,7 +23,7 @@ from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_ch
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.progress import Progress
 from testbed.experiment.setup import Setup, prepare, write_static_files
-from testbed.experiment.tidy import event_rows, metrics_frame, refuse_old_columns
+from testbed.experiment.tidy import event_rows, metric_rows, metrics_frame, refuse_old_columns
 from testbed.net import NetworkClock
 from testbed.report import build_report
 from testbed.simulate import Callback
@@ -196,13 +196,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     result = testbed.simulate(setup.model, federated, algorithm.tree, **dataclasses.asdict(cfg.train_config(seed)),
                               device=setup.device, engine=cfg.engine, callbacks=callbacks, resume=resume)
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
-    rows = result.metrics
-    for col in ("test_acc", "test_loss"):  # a run that diverged before its first evaluation has none yet
-        if setup.dataset.x_test is not None and col not in rows:
-            rows[col] = float("nan")
-    rows.insert(0, "algorithm", algorithm.label)
-    rows.insert(1, "spec", algorithm.spec)
-    rows.insert(2, "seed", seed)
+    rows = metric_rows(result.metrics, algorithm, seed, has_test=setup.dataset.x_test is not None)
     events = event_rows(clock, setup.topology, algorithm.label, seed)
     if len(events) > LARGE_EVENT_LOG:
         log.info("%s seed %d: %d event rows (~%.0f s to write); events=aggregations keeps one per round",

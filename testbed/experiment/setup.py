@@ -47,7 +47,8 @@ class Setup:
         cfg = self.config
         return federate(self.dataset, self.topology.tree, seed, partition=cfg.partition, grouping=cfg.grouping,
                         batch_size=cfg.batch_size, device=self.device, shards_per_worker=cfg.shards_per_worker,
-                        dirichlet_alpha=cfg.dirichlet_alpha)
+                        dirichlet_alpha=cfg.dirichlet_alpha,
+                        source=f"dataset {cfg.dataset}" + (f" ({cfg.data_root})" if cfg.data_root else ""))
 
 
 def prepare(config: ExperimentConfig) -> Setup:

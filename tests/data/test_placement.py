@@ -40,3 +40,5 @@ def test_refusals_name_the_key():
         federate(toy(), TREE, seed=0, partition="shards", shards_per_worker=1, batch_size=11)
     with pytest.raises(ValueError, match="partition=natural of dataset toy over 4 workers"):
         federate(toy(), TREE, seed=0, partition="natural")
+    with pytest.raises(ValueError, match=r"partition=natural of dataset npz \(toy.npz\) over 4 workers"):
+        federate(toy(), TREE, seed=0, partition="natural", source="dataset npz (toy.npz)")
