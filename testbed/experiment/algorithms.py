@@ -90,7 +90,7 @@ def resolve(spec: str, topology_tree: AggregationTree) -> Algorithm:
         keep = tuple(range(levels_total))
         return _collapse(spec, "H-SGD " + _label_periods(topology_tree.periods), topology_tree, keep, None)
     periods = list(parsed.periods)
-    keep = spec_levels(spec, len(periods))
+    keep = parsed.levels or tuple(range(len(periods)))
     if len(keep) != len(periods):
         raise ValueError(f"algorithm {spec!r}: {len(periods)} periods for {len(keep)} levels")
     if keep[0] != 0 or list(keep) != sorted(set(keep)) or keep[-1] >= levels_total:
