@@ -23,6 +23,7 @@ from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_ch
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.progress import Progress
 from testbed.experiment.setup import Setup, prepare, write_static_files
+from testbed.experiment.stopping import short_of_budget, stopping_callbacks
 from testbed.experiment.tidy import event_rows, metric_rows, metrics_frame, refuse_old_columns
 from testbed.net import NetworkClock
 from testbed.report import build_report
@@ -171,7 +172,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     cfg = setup.config
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
     timer = NetworkTimer(clock)
-    callbacks: list[Callback] = [timer]
+    callbacks: list[Callback] = [timer, *stopping_callbacks(clock, cfg.budget_s, cfg.stop_at_target, cfg.target_acc)]
     stateful: dict[str, Any] = {"timer": timer}
     if cfg.divergence_every:
         # on the topology's full tree: its levels cover every algorithm's groups
@@ -190,12 +191,14 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         if cfg.checkpoint_every:
             callbacks.append(Checkpointer(checkpoint, cfg.checkpoint_every, stateful))
     if progress:
-        callbacks.append(Progress(f"{algorithm.label} seed {seed}", cfg.iterations))
+        callbacks.append(Progress(f"{algorithm.label} seed {seed}", cfg.iterations, cfg.budget_s))
     started = time.monotonic()
     # simulate() builds the model with the seed: the same initial model for every algorithm of a seed
     result = testbed.simulate(setup.model, federated, algorithm.tree, **dataclasses.asdict(cfg.train_config(seed)),
                               device=setup.device, engine=cfg.engine, callbacks=callbacks, resume=resume)
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
+    if short := short_of_budget(result.metrics, cfg.budget_s):
+        log.warning("%s seed %d: %s", algorithm.label, seed, short)
     rows = metric_rows(result.metrics, algorithm, seed, has_test=setup.dataset.x_test is not None)
     events = event_rows(clock, setup.topology, algorithm.label, seed)
     if len(events) > LARGE_EVENT_LOG:

@@ -20,6 +20,7 @@ from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.keys import in_config_terms
 from testbed.experiment.modelcost import measure_compute_ms, model_bytes, model_shape
 from testbed.experiment.smoke import shrink_config, shrink_dataset
+from testbed.experiment.stopping import check_stop_at_target
 from testbed.models import build_model
 from testbed.net import Topology, load_topology
 
@@ -65,6 +66,7 @@ def prepare(config: ExperimentConfig) -> Setup:
     except ValueError as err:  # the data layer names its own arguments; answer in config keys
         raise type(err)(in_config_terms(str(err), config.dataset)) from None
     dataset = shrink_dataset(dataset)
+    check_stop_at_target(config.stop_at_target, dataset.x_test is not None, config.dataset)
     model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
     if config.threads:
