@@ -27,7 +27,7 @@ from testbed.engine.aggregation import AggregationPlan
 from testbed.engine.batched import BatchedEngine
 from testbed.engine.batches import Batch, WorkerData
 from testbed.engine.segments import Segments
-from testbed.engine.world import World
+from testbed.engine.world import World, collective
 from testbed.tree import AggregationTree
 
 Span = tuple[int, ...]  # the ranks holding a subtree's workers
@@ -97,7 +97,8 @@ class ShardedEngine:
         padded = torch.full((width,), float("nan"), dtype=losses.dtype, device=losses.device)
         padded[: len(losses)] = losses
         parts = [torch.empty_like(padded) for _ in self.bounds]
-        dist.all_gather(parts, padded)
+        with collective():
+            dist.all_gather(parts, padded)
         return torch.cat([p[: hi - lo] for p, (lo, hi) in zip(parts, self.bounds)])
 
     # --- aggregation ----------------------------------------------------------------
@@ -135,7 +136,8 @@ class ShardedEngine:
             if not picked:
                 continue
             flat = torch.cat([s[rows].reshape(-1) for s in picked])
-            dist.all_reduce(flat, op=op, group=self.groups[span])
+            with collective():
+                dist.all_reduce(flat, op=op, group=self.groups[span])
             size += flat.numel() * flat.element_size()
             offset = 0
             for s in picked:

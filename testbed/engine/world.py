@@ -4,7 +4,8 @@
 machines) sets WORLD_SIZE, RANK and LOCAL_RANK in every process it starts; a plain
 ``python -m testbed`` has none of them and runs as one process, exactly as before.
 The backend follows the device: NCCL with each rank on ``cuda:LOCAL_RANK``, gloo on the
-CPU. Both take the same code path; only the tensors' device differs.
+CPU: the process group carries both (``cpu:gloo,cuda:nccl`` where CUDA is present), and a
+collective takes the backend of its tensors' device. The engine's code path is the same.
 
 When a rank dies, the others see a failed collective (or torchrun's SIGTERM). Which rank
 it was is found by a roll call on the launch's key-value store (torchrun's agent hosts
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -30,17 +33,20 @@ ROLL_CALL_S = 3.0  # how long survivors wait for each other's answer after a fai
 
 @dataclass(frozen=True)
 class World:
-    """Who this process is: ``rank`` of ``size``, on ``device``."""
+    """Who this process is: ``rank`` of ``size``, ``local_rank`` on its machine."""
 
     rank: int
     size: int
     local_rank: int
-    device: torch.device
 
     @property
     def primary(self) -> bool:
         """Rank 0 owns the schedule, the network clock, evaluation and every file."""
         return self.rank == 0
+
+    def device_for(self, device: torch.device) -> torch.device:
+        """The run's device on this rank: each rank of a machine on its own GPU."""
+        return torch.device("cuda", self.local_rank) if device.type == "cuda" else device
 
 
 class RankLost(RuntimeError):
@@ -50,32 +56,25 @@ class RankLost(RuntimeError):
 _world: World | None = None
 
 
-def launched() -> bool:
-    """Started by torchrun with more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
 def current() -> World | None:
     """The world joined by :func:`init`; None in a single-process run."""
     return _world
 
 
-def init(device: str = "auto", timeout_s: float = 600.0) -> World:
+def init(timeout_s: float = 600.0) -> World:
     """Join the process group torchrun describes in the environment (``env://``)."""
     global _world
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    if cuda and not torch.cuda.is_available():
-        raise ValueError(f"device: {device!r} under torchrun, but this machine has no CUDA device; use cpu")
-    dev = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(dev)
-    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
+    backend = "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)  # object collectives (the runner's messages) go through it
+        backend = "cpu:gloo,cuda:nccl"
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     # torchrun stops the survivors with SIGTERM when a rank fails: make it an exception,
     # so the rank reports who is gone instead of vanishing silently
     signal.signal(signal.SIGTERM, _raise_lost)
-    _world = World(rank, size, local_rank, dev)
+    _world = World(rank, size, local_rank)
     return _world
 
 
@@ -90,9 +89,22 @@ def _raise_lost(signum, frame) -> None:
     raise RankLost("stopped by torchrun (SIGTERM)")
 
 
+@contextmanager
+def collective():
+    """Around collectives: gloo says a peer is gone with a plain RuntimeError; make it a
+    RankLost, which the command line reports in one line."""
+    try:
+        yield
+    except RankLost:
+        raise
+    except RuntimeError as err:
+        raise RankLost(str(err)) from err
+
+
 def silent_ranks(world: World, wait_s: float = ROLL_CALL_S) -> list[int] | None:
     """After a failure: the ranks that do not answer a roll call within ``wait_s`` (None
     when the store itself is gone, i.e. it was hosted by a rank that died: rank 0)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # torchrun's stop must not cut the roll call short
     try:
         store = dist.distributed_c10d._get_default_store()
         attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
@@ -115,7 +127,8 @@ def lost_message(world: World, err: BaseException, resume_hint: str | None) -> s
         who = ", ".join(f"rank {r}" for r in silent)
     else:
         who = "no rank is silent; a collective failed"
-    cause = str(err).splitlines()[0] if str(err) else type(err).__name__
+    # gloo's and NCCL's first sentence, without the source file they prefix
+    cause = re.sub(r"^\[[^\]]*\]\s*", "", str(err).strip().split("\n")[0]).split(". ")[0] or type(err).__name__
     line = f"rank {world.rank} of {world.size}: lost {who} ({cause})"
     if resume_hint:
         line += f"; continue with: {resume_hint}"

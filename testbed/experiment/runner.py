@@ -31,6 +31,8 @@ from testbed.experiment.placement import federate
 from testbed.experiment.progress import Progress
 from testbed.experiment.smoke import shrink_config, shrink_dataset
 from testbed.experiment import rundir
+from testbed.experiment import distributed
+from testbed.engine.world import current as current_world
 from testbed.experiment.modelcost import measure_compute_ms, model_bytes, model_shape
 from testbed.paths import inside
 from testbed.simulate import Callback, resolve_device
@@ -108,6 +110,8 @@ def prepare(config: ExperimentConfig) -> Setup:
     dataset = shrink_dataset(dataset)
     model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
+    if current_world():  # torchrun: each rank of a machine on its own GPU
+        device = current_world().device_for(device)
     if config.threads:
         torch.set_num_threads(config.threads)
     if config.deterministic:
@@ -125,6 +129,8 @@ def prepare(config: ExperimentConfig) -> Setup:
 
 def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"), tag: str = "run", progress: bool = True) -> Path:
     """Run every algorithm x seed, write the run folder and its report; return the folder."""
+    if current_world() and not current_world().primary:  # torchrun: rank 0 leads, this rank follows
+        return distributed.follow(current_world())
     setup = prepare(config)
     first = federate(setup, config.seeds[0])  # the data fits the partition and batch size: checked before any file
     staging = rundir.new_run_dir(reports_root, setup.topology.name, tag, config.to_dict())
@@ -138,6 +144,8 @@ def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"
 def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     """Continue a killed run: finished algorithm x seed pairs are kept, the interrupted
     one restarts from its last checkpoint, the rest run as usual."""
+    if current_world() and not current_world().primary:  # torchrun: rank 0 leads, this rank follows
+        return distributed.follow(current_world())
     run_dir = Path(run_dir).resolve()  # the real folder, not the `latest` link it may come through
     config = rundir.read_saved_config(run_dir)
     done = rundir.read_done(run_dir)  # before anything runs: a damaged folder is refused at once
@@ -164,6 +172,9 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
         kept = [(labels.get(a), s) in finished_pairs for a, s in zip(done_events.algorithm, done_events.seed)]
         events.add(done_events[kept])
     schedules = dict(done.schedules)
+    world = current_world()
+    if world:  # torchrun: the other ranks prepare the same setup, then train what rank 0 announces
+        distributed.announce(setup.config)
     results: dict[tuple[str, int], tuple[pd.DataFrame, pd.DataFrame, dict]] = {}  # (spec, seed) -> trained pair
 
     def trained(spec: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -192,6 +203,8 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
                 rows, algo_events, participants = _relabel(trained(algorithm.same_schedule_as, seed), algorithm)
             else:
                 federated = federated or federate(setup, seed)
+                if world:
+                    distributed.announce((algorithm.spec, seed, str(path)))
                 rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
             results[algorithm.spec, seed] = (rows, algo_events, participants)
             metrics.append(rows)
@@ -202,6 +215,8 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
             # last: a pair counts as finished once it is in metrics.csv
             rundir.atomic_write_csv(run_dir / "metrics.csv", metrics_frame(metrics, setup.topology.tiers))
             path.unlink(missing_ok=True)
+    if world:
+        distributed.announce(None)  # the other ranks are done
     finish(run_dir)
     return run_dir
 
@@ -227,14 +242,18 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     from testbed.models import build_model
 
     cfg = setup.config
+    world = current_world()  # torchrun: this rank trains a slice; only rank 0 prices, shows and writes
 
     def model():  # simulate() builds it with the seed: the same initial model for every algorithm of a seed
         return build_model(cfg.model, **model_shape(setup.dataset))
 
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
     timer = NetworkTimer(clock)
-    callbacks: list[Callback] = [timer]
-    stateful: dict[str, Any] = {"timer": timer}
+    primary = world is None or world.primary
+    callbacks: list[Callback] = [timer] if primary else []
+    stateful: dict[str, Any] = {"timer": timer} if primary else {}
+    if world:
+        stateful["world"] = distributed.WorldStamp(world.size)
     if cfg.divergence_every:
         from testbed.theory.probe import DivergenceProbe
 
@@ -244,11 +263,13 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         stateful["probe"] = probe
     resume = None
     if checkpoint is not None:
-        resume = load_checkpoint(checkpoint)
+        checkpoint = distributed.slice_path(checkpoint, world)
+        resume = distributed.agree_on_resume(load_checkpoint(checkpoint), checkpoint, world)
         if resume is not None:
             for name, obj in stateful.items():
                 obj.load_state_dict(resume["callbacks"][name])
-            timer.replay(int(resume["run"]["t"]))
+            if primary:
+                timer.replay(int(resume["run"]["t"]))
             log.info("%s seed %d: resuming after iteration %d", algorithm.label, seed, int(resume["run"]["t"]))
             resume = resume["run"]
         if cfg.checkpoint_every:
@@ -260,7 +281,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         model, federated, algorithm.tree, iterations=cfg.iterations, lr=cfg.lr,
         batch_size=cfg.batch_size or None, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
         weighting=cfg.weighting, participation=cfg.participation, eval_every=cfg.eval_every,
-        seed=seed, device=setup.device, engine=cfg.engine, callbacks=callbacks, resume=resume, precision=cfg.precision,
+        seed=seed, device=setup.device, engine=distributed.engine_for(world, cfg.engine, algorithm.tree), callbacks=callbacks, resume=resume, precision=cfg.precision,
     )
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
     rows = result.metrics
