@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.distributed as dist
 
 from testbed.engine.world import World, collective
@@ -104,13 +105,21 @@ def agree_on_resume(resume: dict[str, Any] | None, path: Path, world: World | No
     return resume
 
 
+def rank_device(world: World, config, device: torch.device, n_workers: int) -> torch.device:
+    """This rank's device (each rank of a machine on its own GPU), after the checks that a
+    launch needs before any file is written."""
+    if config.engine != "batched":
+        raise ValueError(f"engine: {config.engine!r} under torchrun; the sharded engine steps the batched one: set engine=batched")
+    if world.size > n_workers:
+        raise ValueError(f"torchrun: {world.size} processes but the topology has {n_workers} workers; use at most {n_workers}")
+    return world.device_for(device)
+
+
 def engine_for(world: World | None, engine: str, tree):
     """What ``testbed.simulate(engine=...)`` gets: the config's engine in one process, the
     sharded batched engine under torchrun."""
     if world is None:
         return engine
-    if engine != "batched":
-        raise ValueError(f"engine: {engine!r} under torchrun; the sharded engine steps the batched one: set engine=batched")
     from testbed.engine.distributed import sharded
 
     return sharded(world, tree)

@@ -111,7 +111,7 @@ def prepare(config: ExperimentConfig) -> Setup:
     model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
     if current_world():  # torchrun: each rank of a machine on its own GPU
-        device = current_world().device_for(device)
+        device = distributed.rank_device(current_world(), config, device, topology.tree.n_workers)
     if config.threads:
         torch.set_num_threads(config.threads)
     if config.deterministic:
