@@ -16,7 +16,12 @@ from testbed.tree import AggregationTree
 # group (workers 3..7), so that group and its region span both ranks
 TREE = [[[0, 1, 2], [3, 4, 5, 6, 7]], [[8], [9, 10]]]
 PERIODS = [8, 4, 2]
-WEIGHTINGS = ("samples", "uniform")
+# (model, weighting) per run; the batch-norm model's integer counter is all-reduced with max
+RUNS = {"mlp-samples": ("mlp", "samples"), "mlp-uniform": ("mlp", "uniform"), "bn-uniform": ("bn", "uniform")}
+
+
+def bn_model() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
 
 
 def free_port() -> int:
@@ -30,8 +35,8 @@ def worker_data():
     return [(torch.randn(20 + 3 * j, 6, generator=g), torch.randint(0, 3, (20 + 3 * j,), generator=g)) for j in range(11)]
 
 
-def train(engine="batched", weighting="samples"):
-    return testbed.simulate("mlp", worker_data(), AggregationTree(TREE, PERIODS), iterations=24, lr=0.1, batch_size=4,
+def train(engine="batched", model="mlp", weighting="samples"):
+    return testbed.simulate(bn_model if model == "bn" else model, worker_data(), AggregationTree(TREE, PERIODS), iterations=24, lr=0.1, batch_size=4,
                             momentum=0.5, participation=0.5, weighting=weighting, eval_every=4, seed=3, device="cpu",
                             engine=engine, train_eval_samples=16)
 
@@ -45,9 +50,9 @@ def _rank(rank: int, port: int, out: str) -> None:
     joined = world.init(timeout_s=120)
     try:
         engine = sharded(joined, AggregationTree(TREE, PERIODS))
-        for weighting in WEIGHTINGS:
-            result = train(engine, weighting)
-            torch.save({"state": result.global_state, "metrics": result.metrics.to_dict("list")}, f"{out}.{weighting}.{rank}")
+        for name, (model, weighting) in RUNS.items():
+            result = train(engine, model, weighting)
+            torch.save({"state": result.global_state, "metrics": result.metrics.to_dict("list")}, f"{out}.{name}.{rank}")
     finally:
         world.shutdown()
 
@@ -55,8 +60,8 @@ def _rank(rank: int, port: int, out: str) -> None:
 def test_two_gloo_processes_train_what_one_process_trains(tmp_path):
     assert shard_bounds(AggregationTree(TREE, PERIODS), 2) == [(0, 6), (6, 11)]
     mp.spawn(_rank, args=(free_port(), str(tmp_path / "out")), nprocs=2)
-    for weighting in WEIGHTINGS:
-        check_same_run(tmp_path / f"out.{weighting}", train(weighting=weighting))
+    for name, (model, weighting) in RUNS.items():
+        check_same_run(tmp_path / f"out.{name}", train("batched", model, weighting))
 
 
 def check_same_run(out, reference):
