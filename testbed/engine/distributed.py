@@ -78,7 +78,6 @@ class ShardedEngine:
         for span in sorted({sp for sp in self.span.values() if 1 < len(sp) < world.size}):
             self.groups[span] = dist.new_group(list(span))
         self.bytes_reduced = 0  # all-reduced at aggregations by groups this rank leads (summed over ranks: each once)
-        self.aggregations = 0
 
     @property
     def primary(self) -> bool:
@@ -124,7 +123,6 @@ class ShardedEngine:
             self.bytes_reduced += size if self.world.rank == span[0] else 0
         for t, avg in zip(tensors, sums):
             mine.write_(t, avg)
-        self.aggregations += 1
 
     def _all_reduce(self, span: Span, sums: list[torch.Tensor], rows: list[int]) -> int:
         """Complete the partial sums ``sums[i][rows]`` over the ranks of ``span``: one
