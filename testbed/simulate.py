@@ -247,6 +247,7 @@ class HSGDRun:
         round_length = tree.servers[0].period  # one aggregation round = one global period
         self.rows: list[dict[str, Any]] = []
         self.t = 0
+        self.stop_reason: str | None = None
         if resume is not None:
             self.load_state_dict(resume)
         participants = self.participants
@@ -269,11 +270,7 @@ class HSGDRun:
             evaluating = t % cfg.eval_interval == 0 or t == cfg.iterations
             status = watch.check() if aggregated or evaluating else None
             if status:
-                log.warning("%s", status)
-                row = {"iteration": t, "worker_loss": float("nan"), "status": status}
-                for cb in callbacks:
-                    cb.on_eval(row)
-                self.rows.append(row)
+                self._diverged(t, status, callbacks)
                 break
             # ---- every server whose period divides t averages its subtree ----
             if aggregated:
@@ -281,17 +278,41 @@ class HSGDRun:
                 self.engine.average(plan)
             for cb in callbacks:
                 cb.on_step(t, aggregated, participants)
+            # ---- a callback asked to stop after this iteration (time budget spent): evaluate it ----
+            if self.stop_reason is not None and not evaluating:
+                evaluating = True
+                if status := watch.check():
+                    self._diverged(t, status, callbacks)
+                    break
             # ---- evaluate the global average model ----
             if evaluating:
                 row = self._evaluate(t, losses, participants)
                 for cb in callbacks:
                     cb.on_eval(row)
+                if self.stop_reason is not None:  # asked in on_step or, at this row, in on_eval
+                    row["stop"] = self.stop_reason
                 self.rows.append(row)
             for cb in callbacks:  # a checkpoint taken here holds iteration t complete
                 cb.after_iteration(t)
+            if self.stop_reason is not None:
+                break
         state = self.engine.global_state(self._global_weights(participants))
-        extras = {"status": self.rows[-1].get("status", "ok") if self.rows else "ok"}
+        extras = {"status": self.rows[-1].get("status", "ok") if self.rows else "ok", "stop": self.stop_reason}
         return SimulationResult(state, pd.DataFrame(self.rows), tree, cfg, extras)
+
+    def stop(self, reason: str) -> None:
+        """For callbacks (``on_step``, ``on_eval``): end the run after this iteration, evaluated,
+        its row saying ``reason`` (the first given) in column ``stop``."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def _diverged(self, t: int, status: str, callbacks: Sequence[Callback]) -> None:
+        """The last row of a run stopped on a non-finite loss: its status, no evaluation."""
+        log.warning("%s", status)
+        row = {"iteration": t, "worker_loss": float("nan"), "status": status}
+        for cb in callbacks:
+            cb.on_eval(row)
+        self.rows.append(row)
 
     # ---- checkpoints: everything needed to continue after iteration t ----
     def state_dict(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from testbed.engine.world import World, collective
+from testbed.simulate import Callback, HSGDRun
 
 log = logging.getLogger("testbed.experiment")
 
@@ -123,3 +124,31 @@ def engine_for(world: World | None, engine: str, tree):
     from testbed.engine.distributed import sharded
 
     return sharded(world, tree)
+
+
+class StopSync(Callback):
+    """Rank 0 alone decides where a run stops (its clock spends the time budget, its
+    evaluation meets the target): after those rules had their say, the other ranks learn
+    the decision. One small broadcast per iteration with a budget, per evaluation with a
+    target; nothing when neither is on. Comes after the stopping rules, on every rank."""
+
+    def __init__(self, budget: bool, target: bool):
+        self.budget, self.target = budget, target
+        self.run: HSGDRun | None = None
+
+    def on_start(self, run: HSGDRun) -> None:
+        self.run = run
+
+    def on_step(self, t: int, aggregated, participants) -> None:
+        if self.budget:
+            self._sync()
+
+    def on_eval(self, row: dict[str, Any]) -> None:
+        if self.target and not row.get("status"):  # a diverged row is the last on every rank anyway
+            self._sync()
+
+    def _sync(self) -> None:
+        assert self.run is not None
+        reason = announce(self.run.stop_reason)
+        if reason is not None:
+            self.run.stop(reason)

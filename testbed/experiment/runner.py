@@ -30,6 +30,7 @@ from testbed.experiment.keys import in_config_terms
 from testbed.experiment.placement import federate
 from testbed.experiment.progress import Progress
 from testbed.experiment.smoke import shrink_config, shrink_dataset
+from testbed.experiment.stopping import check_stop_at_target, short_of_budget, stopping_callbacks
 from testbed.experiment import rundir
 from testbed.experiment import distributed
 from testbed.engine.world import current as current_world
@@ -108,6 +109,7 @@ def prepare(config: ExperimentConfig) -> Setup:
     except ValueError as err:  # the data layer names its own arguments; answer in config keys
         raise type(err)(in_config_terms(str(err), config.dataset)) from None
     dataset = shrink_dataset(dataset)
+    check_stop_at_target(config.stop_at_target, dataset.x_test is not None, config.dataset)
     model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
     if current_world():  # torchrun: each rank of a machine on its own GPU
@@ -249,10 +251,11 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
 
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
     timer = NetworkTimer(clock)
-    primary = world is None or world.primary
-    callbacks: list[Callback] = [timer] if primary else []
+    primary = world is None or world.primary  # torchrun: rank 0 prices the run and decides where it stops
+    callbacks: list[Callback] = [timer, *stopping_callbacks(clock, cfg.budget_s, cfg.stop_at_target, cfg.target_acc)] if primary else []
     stateful: dict[str, Any] = {"timer": timer} if primary else {}
     if world:
+        callbacks.append(distributed.StopSync(bool(cfg.budget_s), cfg.stop_at_target))
         stateful["world"] = distributed.WorldStamp(world.size)
     if cfg.divergence_every:
         from testbed.theory.probe import DivergenceProbe
@@ -275,7 +278,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         if cfg.checkpoint_every:
             callbacks.append(Checkpointer(checkpoint, cfg.checkpoint_every, stateful))
     if progress:
-        callbacks.append(Progress(f"{algorithm.label} seed {seed}", cfg.iterations))
+        callbacks.append(Progress(f"{algorithm.label} seed {seed}", cfg.iterations, cfg.budget_s))
     started = time.monotonic()
     result = testbed.simulate(
         model, federated, algorithm.tree, iterations=cfg.iterations, lr=cfg.lr,
@@ -285,6 +288,8 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     )
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
     rows = result.metrics
+    if short := short_of_budget(rows, cfg.budget_s):
+        log.warning("%s seed %d: %s", algorithm.label, seed, short)
     for col in ("test_acc", "test_loss"):  # a run that diverged before its first evaluation has none yet
         if setup.dataset.x_test is not None and col not in rows:
             rows[col] = float("nan")
