@@ -81,6 +81,8 @@ def one_process(tmp_path_factory):
     done = subprocess.run([sys.executable, "-m", "testbed", *map(str, experiment_args(topology, root / "one"))],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+    stops = pd.read_csv(run_folder(root / "one") / "metrics.csv").groupby("algorithm")["stop"].last()
+    assert stops.fillna("").to_dict() == {"H-SGD (8,4,2)": "", "local SGD P=4": "budget"}  # the budget stops one
     return topology, run_folder(root / "one")
 
 
