@@ -160,8 +160,7 @@ def simulate(
     (None: the topology's). Adds sim_time_s and its breakdown to ``metrics``, and ``events``.
     ``train_eval_samples``: training samples for ``global_train_loss`` (0: not measured).
     ``precision``: bf16 or fp16 forward and backward; weights, momentum, averages stay fp32.
-    ``engine``: 'batched', 'loop', or an engine class taking the batched engine's arguments
-    (under torchrun: ``testbed.engine.distributed.sharded(world, tree)``).
+    ``engine``: 'batched', 'loop' or an engine class (torchrun: ``engine.distributed.sharded``).
     """
     config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed,
                          train_eval_samples, precision)
@@ -192,8 +191,7 @@ def simulate(
         raise ValueError(f"engine must be one of {sorted(ENGINES)}, got {engine!r}")
     dev = resolve_device(device)
     data = WorkerData.stack(pairs, dev)
-    engine_cls = ENGINES[engine] if isinstance(engine, str) else engine  # a class: e.g. the sharded engine of a torchrun launch
-    run = HSGDRun(model, data, tree, config, loss or per_sample_cross_entropy, engine_cls, dev, eval_data)
+    run = HSGDRun(model, data, tree, config, loss or per_sample_cross_entropy, ENGINES.get(engine, engine), dev, eval_data)
     result = run.run(callbacks, resume)
     if pricing is not None:
         result.events = pricing.events()
