@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from testbed.device import resolve_device
 from testbed.engine import ENGINES, MinibatchSampler, WorkerData, plan_aggregation, sample_participants, subtree_weights
 from testbed.engine.aggregation import WEIGHTINGS
 from testbed.engine.nonfinite import NonFiniteWatch
@@ -68,19 +69,22 @@ class TrainConfig:
     precision: str = "fp32"  # forward/backward dtype: fp32, bf16 or fp16 (state stays fp32)
 
     def __post_init__(self):
+        # the one check of these keys: ExperimentConfig.train_config() builds this too
         _check_int("iterations", self.iterations, minimum=1)
-        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr!r}")
+        if not math.isfinite(self.lr):
+            raise ValueError(f"lr: must be finite, got {self.lr!r}")
         if self.batch_size is not None:
             _check_int("batch_size", self.batch_size, minimum=1)
         if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+            raise ValueError(f"momentum: must be in [0, 1), got {self.momentum!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay: must be >= 0, got {self.weight_decay!r}")
         if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+            raise ValueError(f"weighting: must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
         if not 0.0 < self.participation <= 1.0:
-            raise ValueError(f"participation must be in (0, 1], got {self.participation!r}")
+            raise ValueError(f"participation: must be in (0, 1], got {self.participation!r}")
         if self.eval_every is not None:
             _check_int("eval_every", self.eval_every, minimum=1)
         _check_int("seed", self.seed, minimum=0)
@@ -388,15 +392,8 @@ def per_sample_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torc
     return F.cross_entropy(output, target, reduction="none")
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"device: {err}; use 'auto', 'cpu' or 'cuda[:k]'") from None
-
-
 def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}: must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be {'> 0' if minimum == 1 else f'>= {minimum}'}, got {value!r}")

@@ -49,8 +49,8 @@ def resume_hint(world: World) -> str | None:
 def follow(world: World) -> Path | None:
     """A rank other than 0: train what rank 0 announces until it says it is done; returns
     rank 0's run folder."""
-    from testbed.experiment.placement import federate
-    from testbed.experiment.runner import prepare, train_one
+    from testbed.experiment.runner import train_one
+    from testbed.experiment.setup import prepare
 
     setup = prepare(announce(None))
     federated: dict[int, Any] = {}
@@ -58,7 +58,7 @@ def follow(world: World) -> Path | None:
         spec, seed, path = order
         algorithm = next(a for a in setup.algorithms if a.spec == spec)
         if seed not in federated:
-            federated = {seed: federate(setup, seed)}
+            federated = {seed: setup.federated(seed)}
         train_one(setup, algorithm, federated[seed], seed, progress=False, checkpoint=Path(path))
         slice_path(Path(path), world).unlink(missing_ok=True)
     return _run_dir
