@@ -13,13 +13,14 @@ GRID   ?=
 JOBS   ?=
 EXECUTOR ?= local
 SLURM  ?=
+NPROC  ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install experiment report retime compare sweep test test-slow bench peers browser clean
+.PHONY: help install experiment experiment-dist report retime compare sweep test test-slow bench peers browser clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: TOPO=$(or $(TOPO),<the preset's>) PRESET=$(PRESET) SET=\"key=value ...\" RUN=$(RUN) TRACE=\"NAME=path.csv ...\" RESUME=run-folder RUNS=\"run run ...\" GRID=\"key=a|b ...\" JOBS=K EXECUTOR=local|submitit-local|slurm SLURM=\"key=value ...\" BENCH_ARGS=--quick"
+	@echo "  variables: TOPO=$(or $(TOPO),<the preset's>) PRESET=$(PRESET) SET=\"key=value ...\" RUN=$(RUN) TRACE=\"NAME=path.csv ...\" RESUME=run-folder NPROC=$(NPROC) RUNS=\"run run ...\" GRID=\"key=a|b ...\" JOBS=K EXECUTOR=local|submitit-local|slurm SLURM=\"key=value ...\" BENCH_ARGS=--quick"
 
 install: $(STAMP)  ## create .venv and install the package with its dev extra
 
@@ -35,6 +36,14 @@ ifdef RESUME
 	$(BIN)/testbed experiment --resume $(RESUME) $(if $(TOPO),--topo $(TOPO)) $(foreach s,$(SET),--set $(s))
 else
 	$(BIN)/testbed experiment $(if $(TOPO),--topo $(TOPO)) --preset $(PRESET) --reports $(REPORTS) $(foreach s,$(SET),--set $(s))
+endif
+
+# torchrun on this machine (--standalone: a free port); several machines: see README "Several GPUs and machines"
+experiment-dist: $(STAMP)  ## experiment on NPROC processes (default 2; a GPU each with CUDA, else gloo on the CPU); TOPO, PRESET, SET, RESUME as for experiment
+ifdef RESUME
+	$(BIN)/torchrun --standalone --nproc-per-node $(NPROC) -m testbed experiment --resume $(RESUME) $(if $(TOPO),--topo $(TOPO)) $(foreach s,$(SET),--set $(s))
+else
+	$(BIN)/torchrun --standalone --nproc-per-node $(NPROC) -m testbed experiment $(if $(TOPO),--topo $(TOPO)) --preset $(PRESET) --reports $(REPORTS) $(foreach s,$(SET),--set $(s))
 endif
 
 report: $(STAMP)  ## rebuild report.html of RUN (default: the latest run on TOPO)

@@ -71,7 +71,7 @@ def checkout(tmp_path_factory) -> Path:
         (root / name).symlink_to(REPO / name)
     bin_dir = root / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
-    for name, run in (("python", ""), ("testbed", "-m testbed"), ("pytest", "-m pytest")):
+    for name, run in (("python", ""), ("testbed", "-m testbed"), ("pytest", "-m pytest"), ("torchrun", "-m torch.distributed.run")):
         (bin_dir / name).write_text(f'#!/bin/sh\nexec "{sys.executable}" {run} "$@"\n')
         (bin_dir / name).chmod(0o755)
     (root / ".venv" / ".installed").touch()  # newer than pyproject.toml: make installs nothing

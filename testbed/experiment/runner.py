@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 import testbed
-from testbed.experiment import rundir
+from testbed.engine.world import current as current_world
+from testbed.experiment import distributed, rundir
 from testbed.experiment.algorithms import Algorithm
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig
@@ -72,6 +73,8 @@ class NetworkTimer(Callback):
 
 def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"), tag: str = "run", progress: bool = True) -> Path:
     """Run every algorithm x seed, write the run folder and its report; return the folder."""
+    if current_world() and not current_world().primary:  # torchrun: rank 0 leads, this rank follows
+        return distributed.follow(current_world())
     setup = prepare(config)
     first = setup.federated(config.seeds[0])  # the data fits the partition and batch size: checked before any file
     staging = rundir.new_run_dir(reports_root, setup.topology.name, tag, config.to_dict())
@@ -85,6 +88,8 @@ def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"
 def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     """Continue a killed run: finished algorithm x seed pairs are kept, the interrupted
     one restarts from its last checkpoint, the rest run as usual."""
+    if current_world() and not current_world().primary:  # torchrun: rank 0 leads, this rank follows
+        return distributed.follow(current_world())
     run_dir = Path(run_dir).resolve()  # the real folder, not the `latest` link it may come through
     config = rundir.read_saved_config(run_dir)
     done = rundir.read_done(run_dir)  # before anything runs: a damaged folder is refused at once
@@ -111,6 +116,9 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
         kept = [(labels.get(a), s) in finished_pairs for a, s in zip(done_events.algorithm, done_events.seed)]
         events.add(done_events[kept])
     schedules = dict(done.schedules)
+    world = current_world()
+    if world:  # torchrun: the other ranks prepare the same setup, then train what rank 0 announces
+        distributed.announce(setup.config)
     results: dict[tuple[str, int], tuple[pd.DataFrame, pd.DataFrame, dict]] = {}  # (spec, seed) -> trained pair
 
     def trained(spec: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -139,6 +147,8 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
                 rows, algo_events, participants = _relabel(trained(algorithm.same_schedule_as, seed), algorithm)
             else:
                 federated = federated or setup.federated(seed)
+                if world:
+                    distributed.announce((algorithm.spec, seed, str(path)))
                 rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
             results[algorithm.spec, seed] = (rows, algo_events, participants)
             metrics.append(rows)
@@ -149,6 +159,8 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
             # last: a pair counts as finished once it is in metrics.csv
             rundir.atomic_write_csv(run_dir / "metrics.csv", metrics_frame(metrics, setup.topology.tiers))
             path.unlink(missing_ok=True)
+    if world:
+        distributed.announce(None)  # the other ranks are done
     finish(run_dir)
     return run_dir
 
@@ -170,10 +182,15 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     """One algorithm, one seed: returns its metrics rows, its event log and its participants.
     With ``checkpoint``, continues from it if it exists and saves to it as training goes."""
     cfg = setup.config
+    world = current_world()  # torchrun: this rank trains a slice; only rank 0 prices, shows and writes
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
     timer = NetworkTimer(clock)
-    callbacks: list[Callback] = [timer, *stopping_callbacks(clock, cfg.budget_s, cfg.stop_at_target, cfg.target_acc)]
-    stateful: dict[str, Any] = {"timer": timer}
+    primary = world is None or world.primary  # torchrun: rank 0 prices the run and decides where it stops
+    callbacks: list[Callback] = [timer, *stopping_callbacks(clock, cfg.budget_s, cfg.stop_at_target, cfg.target_acc)] if primary else []
+    stateful: dict[str, Any] = {"timer": timer} if primary else {}
+    if world:
+        callbacks.append(distributed.StopSync(bool(cfg.budget_s), cfg.stop_at_target))
+        stateful["world"] = distributed.WorldStamp(world.size)
     if cfg.divergence_every:
         # on the topology's full tree: its levels cover every algorithm's groups
         probe = DivergenceProbe(cfg.divergence_every, tree=setup.topology.tree, batch_size=cfg.batch_size or 16, seed=seed)
@@ -181,11 +198,13 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         stateful["probe"] = probe
     resume = None
     if checkpoint is not None:
-        resume = load_checkpoint(checkpoint)
+        checkpoint = distributed.slice_path(checkpoint, world)
+        resume = distributed.agree_on_resume(load_checkpoint(checkpoint), checkpoint, world)
         if resume is not None:
             for name, obj in stateful.items():
                 obj.load_state_dict(resume["callbacks"][name])
-            timer.replay(int(resume["run"]["t"]))
+            if primary:
+                timer.replay(int(resume["run"]["t"]))
             log.info("%s seed %d: resuming after iteration %d", algorithm.label, seed, int(resume["run"]["t"]))
             resume = resume["run"]
         if cfg.checkpoint_every:
@@ -195,7 +214,8 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     started = time.monotonic()
     # simulate() builds the model with the seed: the same initial model for every algorithm of a seed
     result = testbed.simulate(setup.model, federated, algorithm.tree, **dataclasses.asdict(cfg.train_config(seed)),
-                              device=setup.device, engine=cfg.engine, callbacks=callbacks, resume=resume)
+                              device=setup.device, engine=distributed.engine_for(world, cfg.engine, algorithm.tree),
+                              callbacks=callbacks, resume=resume)
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
     if short := short_of_budget(result.metrics, cfg.budget_s):
         log.warning("%s seed %d: %s", algorithm.label, seed, short)
