@@ -29,8 +29,8 @@ def installed():
 def test_help_is_the_default_target(installed):
     out = make()
     assert out.returncode == 0, out.stderr
-    for target in ("install", "experiment", "experiment-dist", "report", "retime", "compare", "test", "test-slow", "bench", "peers", "browser",
-                   "clean", "netval"):
+    for target in ("install", "experiment", "experiment-dist", "report", "retime", "compare", "sweep", "test", "test-slow",
+                   "bench", "peers", "browser", "clean", "netval"):
         assert f"make {target}" in out.stdout
 
 
