@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-import numpy as np
 import pandas as pd
 import torch
 
@@ -25,54 +24,20 @@ from testbed.experiment.algorithms import Algorithm, describe_algorithms, resolv
 from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
 from testbed.experiment.tidy import event_rows, metrics_frame, refuse_old_columns
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
+from testbed.experiment.cli import check_deadlines
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.keys import in_config_terms
 from testbed.experiment.placement import federate
 from testbed.experiment.progress import Progress
 from testbed.experiment.smoke import shrink_config, shrink_dataset
 from testbed.experiment import rundir
+from testbed.experiment.timer import NetworkTimer
 from testbed.experiment.modelcost import measure_compute_ms, model_bytes, model_shape
 from testbed.paths import inside
 from testbed.simulate import Callback, resolve_device
 
 log = logging.getLogger("testbed.experiment")
 LARGE_EVENT_LOG = 10**6  # rows of one pair's event log worth a hint (pandas writes ~4e5 rows/s)
-
-
-class NetworkTimer(Callback):
-    """Charges each iteration on a NetworkClock and stamps evaluation rows with its time.
-    The same object prices a finished run again (re-time), so both paths agree exactly."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.participants: dict[int, list[int]] = {}  # round start iteration -> participants
-
-    def on_step(self, t: int, aggregated, participants: np.ndarray | None) -> None:
-        if participants is not None and t not in self.participants and (t - 1) % self.clock.tree.servers[0].period == 0:
-            self.participants[t] = np.flatnonzero(participants).tolist()
-        self.clock.advance(t, participants)
-
-    def on_eval(self, row: dict[str, Any]) -> None:
-        row["sim_time_s"] = self.clock.now_s
-        row.update({k: v for k, v in self.clock.breakdown().items() if k.endswith("_s") and k != "now_s"})
-
-    def participants_at(self, t: int) -> np.ndarray | None:
-        """Who took part in iteration t's round (None: everyone), from the recorded rounds."""
-        if not self.participants:
-            return None
-        start = (t - 1) // self.clock.tree.servers[0].period * self.clock.tree.servers[0].period + 1
-        return np.isin(np.arange(self.clock.tree.n_workers), self.participants[start])
-
-    def replay(self, until_t: int) -> None:
-        """Advance the clock through iterations 1..until_t again (resume, re-time)."""
-        for t in range(self.clock.t + 1, until_t + 1):
-            self.clock.advance(t, self.participants_at(t))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"participants": {str(t): list(w) for t, w in self.participants.items()}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.participants = {int(t): list(w) for t, w in state["participants"].items()}
 
 
 @dataclass(frozen=True)
@@ -97,6 +62,7 @@ def prepare(config: ExperimentConfig) -> Setup:
     config = shrink_config(config)  # TESTBED_SMOKE: the README test's tiny budget
     topology = load_topology(config.topology, trace_overrides=config.trace_overrides)
     algorithms = resolve_all(config.algorithms, topology.tree)
+    check_deadlines(config.deadline_s, topology, "deadline_s")
     n = topology.tree.n_workers
     options: dict[str, Any] = {}
     if config.dataset == "synthetic":
@@ -163,16 +129,16 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
         labels = {a.label: a.spec for a in setup.algorithms}
         kept = [(labels.get(a), s) in finished_pairs for a, s in zip(done_events.algorithm, done_events.seed)]
         events.add(done_events[kept])
-    schedules = dict(done.schedules)
+    schedules = dict(done.schedules)  # (spec, seed) -> the recorded schedule's JSON
     results: dict[tuple[str, int], tuple[pd.DataFrame, pd.DataFrame, dict]] = {}  # (spec, seed) -> trained pair
 
     def trained(spec: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-        """A finished pair's rows, events and participants: this session's or a resumed run's."""
+        """A finished pair's rows, events and schedule: this session's or a resumed run's."""
         if (spec, seed) not in results:
             label = next(a.label for a in setup.algorithms if a.spec == spec)
             results[spec, seed] = (done_metrics[(done_metrics.spec == spec) & (done_metrics.seed == seed)],
                                    done_events[(done_events.algorithm == label) & (done_events.seed == seed)],
-                                   schedules.get(f"{spec}|{seed}", {}))
+                                   schedules.get((spec, seed), {"rounds": [], "drops": []}))
         return results[spec, seed]
 
     for seed in setup.config.seeds:
@@ -189,16 +155,16 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
             if algorithm.same_schedule_as:  # trained once: the twin's rows under this label
                 log.info("%s seed %d: the same schedule as %s, not trained again", algorithm.label, seed,
                          algorithm.same_schedule_as)
-                rows, algo_events, participants = _relabel(trained(algorithm.same_schedule_as, seed), algorithm)
+                rows, algo_events, schedule = _relabel(trained(algorithm.same_schedule_as, seed), algorithm)
             else:
                 federated = federated or federate(setup, seed)
-                rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
-            results[algorithm.spec, seed] = (rows, algo_events, participants)
+                rows, algo_events, schedule = train_one(setup, algorithm, federated, seed, progress, path)
+            results[algorithm.spec, seed] = (rows, algo_events, schedule)
             metrics.append(rows)
             events.add(algo_events)
-            schedules[f"{algorithm.spec}|{seed}"] = participants
+            schedules[algorithm.spec, seed] = schedule
             events.write()
-            rundir.atomic_write_json(run_dir / "schedule.json", schedules)
+            rundir.atomic_write_json(run_dir / "schedule.json", rundir.schedules_json(schedules))
             # last: a pair counts as finished once it is in metrics.csv
             rundir.atomic_write_csv(run_dir / "metrics.csv", metrics_frame(metrics, setup.topology.tiers))
             path.unlink(missing_ok=True)
@@ -207,10 +173,10 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
 
 
 def _relabel(result: tuple[pd.DataFrame, pd.DataFrame, dict], algorithm: Algorithm):
-    rows, events, participants = (x.copy() for x in result)
+    rows, events, schedule = (x.copy() for x in result)
     rows["algorithm"], rows["spec"] = algorithm.label, algorithm.spec
     events["algorithm"] = algorithm.label
-    return rows, events, participants
+    return rows, events, schedule
 
 
 def finish(run_dir: Path) -> Path:
@@ -222,7 +188,7 @@ def finish(run_dir: Path) -> Path:
 
 
 def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress: bool, checkpoint: Path | None = None):
-    """One algorithm, one seed: returns its metrics rows, its event log and its participants.
+    """One algorithm, one seed: returns its metrics rows, its event log and its schedule's JSON.
     With ``checkpoint``, continues from it if it exists and saves to it as training goes."""
     from testbed.models import build_model
 
@@ -246,9 +212,8 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     if checkpoint is not None:
         resume = load_checkpoint(checkpoint)
         if resume is not None:
-            for name, obj in stateful.items():
+            for name, obj in stateful.items():  # the timer replays the clock to the checkpoint when the run starts
                 obj.load_state_dict(resume["callbacks"][name])
-            timer.replay(int(resume["run"]["t"]))
             log.info("%s seed %d: resuming after iteration %d", algorithm.label, seed, int(resume["run"]["t"]))
             resume = resume["run"]
         if cfg.checkpoint_every:
@@ -274,7 +239,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     if len(events) > LARGE_EVENT_LOG:
         log.info("%s seed %d: %d event rows (~%.0f s to write); events=aggregations keeps one per round",
                  algorithm.label, seed, len(events), len(events) / 4e5)
-    return rows, events, timer.participants
+    return rows, events, result.schedule.to_json()
 
 
 def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, cfg: ExperimentConfig,
@@ -291,7 +256,17 @@ def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: floa
         compute_ms=compute_ms,
         record=cfg.events,
         tcp=cfg.tcp(),
+        deadline_s=server_deadlines(topology, algorithm, cfg.deadline_s),
     )
+
+
+def server_deadlines(topology, algorithm: Algorithm, deadline_s: tuple[float, ...]) -> tuple[float, ...] | None:
+    """Each of the algorithm's servers' round deadline (inf: none) from the config's one per
+    topology server level, top first (0: none there); None without deadlines."""
+    if not any(deadline_s):
+        return None
+    level = [topology.level[topology.server_nodes[i]] for i in algorithm.server_topology_ids]
+    return tuple(deadline_s[l] if l < len(deadline_s) and deadline_s[l] > 0 else float("inf") for l in level)
 
 
 def priced_topology(topology, algorithm: Algorithm):

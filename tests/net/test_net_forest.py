@@ -52,10 +52,10 @@ def _behind_routers(access_mbps: tuple[float, ...]) -> nx.Graph:
 
 def _one_subtree_at_a_time(clock: NetworkClock) -> NetworkClock:
     """Make ``clock`` price each top server's subtree alone, in the tree's (pre-)order."""
-    idx, tree = clock._idx, clock.tree
+    idx = clock._idx
 
-    def tops(t: int):
-        return [idx.forest([s.id]) for s in tree.top_aggregating(t % clock._period0 or clock._period0)]
+    def tops(servers: tuple[int, ...]):
+        return [idx.forest([s]) for s in sorted(servers)]
 
     clock._top_forests = tops
     return clock
