@@ -8,7 +8,7 @@ Training and the network clock both read it, so neither recomputes the other's d
     schedule.record(step)            # what was averaged (and priced) at t
 
 A round is one period of the top server; at each round start a fraction of every bottom
-group is drawn to take part (:func:`testbed.engine.sample_participants`, one generator for
+group is drawn to take part (:func:`sample_participants`, one generator for
 the whole run). Without deadlines the schedule does not depend on timing, so a finished
 run can be replayed through another clock (re-time); a deadline makes the clock decide
 who is averaged, and :attr:`Schedule.timing` says so.
@@ -20,9 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
 import numpy as np
-import torch
 
-from testbed.engine import sample_participants
 from testbed.tree import AggregationTree
 
 FORMAT = "testbed-schedule/1"
@@ -74,6 +72,20 @@ class Step:
         return replace(self, dropped=tuple(drops), averaged=mask)
 
 
+def sample_participants(
+    tree: AggregationTree, fraction: float, rng: np.random.Generator
+) -> np.ndarray | None:
+    """Draw this round's participants: ``ceil(fraction * n_i)`` workers (at least one)
+    from every bottom-level group i, without replacement. ``None`` means everyone."""
+    if fraction >= 1.0:
+        return None
+    active = np.zeros(tree.n_workers, bool)
+    for s in tree.level(tree.n_levels - 1):
+        k = max(1, int(np.ceil(fraction * len(s.workers) - 1e-9)))
+        active[rng.choice(np.array(s.workers), size=k, replace=False)] = True
+    return active
+
+
 class Schedule:
     """Built once from (tree, participation, seed); yields one :class:`Step` per iteration
     and keeps the record of what was averaged (participants per round, drops)."""
@@ -120,6 +132,8 @@ class Schedule:
     # ---- checkpoints (the layout checkpoints had before the Schedule, kept byte for byte) ----
     def state_dict(self) -> dict[str, Any]:
         """The generator and the current round's draw: what training needs to continue."""
+        import torch  # here only: the network clock imports this module, and light commands never load torch
+
         return {"participation_rng": _json_safe(self.rng.bit_generator.state),
                 "participants": None if self.participants is None else torch.as_tensor(self.participants)}
 

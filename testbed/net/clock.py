@@ -191,7 +191,7 @@ class NetworkClock:
                 late = on[seg] & (arrival[seg] > due)
                 if late.any() and late.sum() == on[seg].sum():  # nobody in time: the first to arrive is averaged
                     late[np.nanargmin(np.where(on[seg], arrival[seg], np.nan))] = False
-                workers = forest.nodes[self._idx.M][seg]
+                workers = forest[self._idx.M].nodes[seg]
                 drops += [Drop(int(w), int(root), float(a - due)) for w, a in zip(workers[late], arrival[seg][late])]
         return step.without(sorted(drops, key=lambda d: d.worker), self.topology.n_workers)
 
@@ -356,7 +356,7 @@ class NetworkClock:
         A root in ``late_roots`` left someone out: it waits for its deadline before it averages."""
         M, S = self._idx.M, float(self.config.model_bytes)
         if part is not self._all:
-            on = np.logical_or.reduceat(part[forest.nodes[M]], forest.worker_seg)
+            on = np.logical_or.reduceat(part[forest[M].nodes], forest.worker_seg)
             if not on.all():  # a subtree with nobody taking part sends nothing
                 if not on.any():
                     return
@@ -377,13 +377,13 @@ class NetworkClock:
             self.rounds_by_engine["simpy"] += len(forest.roots)
         up_chain = down_chain = np.zeros(len(forest.roots))
         for d in range(l + 1, M + 1):  # own-path transfer time from the top down to each node
-            up_chain = (tm.up_end[d] - tm.up_start[d]) + up_chain[forest.pp[d]]
-            down_chain = (tm.down_end[d] - tm.down_start[d]) + down_chain[forest.pp[d]]
+            up_chain = (tm.up_end[d] - tm.up_start[d]) + up_chain[forest[d].parent]
+            down_chain = (tm.down_end[d] - tm.down_start[d]) + down_chain[forest[d].parent]
         c = self._clock[at]
         if arrivals is not None:
             arrivals.append((forest, plan.active[M], c + up_chain))
         deliver = tm.down_end[M]
-        if plan.active[M] is forest.full[M]:  # everyone took part
+        if plan.everyone:
             comm = up_chain + down_chain
             self._wait[at] += (deliver - c) - comm
             self._clock[at] = deliver

@@ -135,9 +135,9 @@ def test_forest_geometry_and_errors():
         idx.forest([r1, r0e0])
     f = idx.forest([r2e1, r0e0])  # given in any order, kept left to right
     assert f.roots == (r0e0, r2e1)
-    assert f.nodes[2].tolist() == [0, 6]
-    assert f.nodes[3].tolist() == [0, 1, 16, 17, 18]  # two workers under r0e0, three under r2e1
-    assert f.seg[2].tolist() == [0, 2] and f.pp[3].tolist() == [0, 0, 1, 1, 1]
+    assert f[2].nodes.tolist() == [0, 6]
+    assert f[3].nodes.tolist() == [0, 1, 16, 17, 18]  # two workers under r0e0, three under r2e1
+    assert f[2].children.tolist() == [0, 2] and f[3].parent.tolist() == [0, 0, 1, 1, 1]
     assert f.worker_seg.tolist() == [0, 2]
     whole = idx.forest([0])
     assert whole.workers == slice(0, idx.n_workers) and isinstance(f.workers, np.ndarray)  # a slice where contiguous
