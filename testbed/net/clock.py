@@ -55,6 +55,7 @@ import numpy as np
 
 from testbed.schedule import Drop, Step
 
+from .deadlines import Deadlines
 from .events import Event, EventLog
 from .links import LinkModel, seed_roots
 from .probe import DEFAULT_WINDOW_BYTES
@@ -151,7 +152,8 @@ class NetworkClock:
         # the forests of each set of top servers, built the first time a step names it
         self._tops: dict[tuple[int, ...], list[Forest]] = {}
         self._log = EventLog(topo, self._idx, float(model_bytes), full=record == "all")
-        self._setup_deadlines(deadline_s)
+        deadlines = None if deadline_s is None else Deadlines(topo.tree, deadline_s)
+        self._deadlines = deadlines if deadlines is not None and deadlines.any else None
 
     # ---- the main loop ------------------------------------------------------------------
     def advance(self, step: Step | int, participants: np.ndarray | None = None) -> float:
@@ -173,26 +175,18 @@ class NetworkClock:
         """``step`` with the workers left out whose model would reach the round's top server
         after its deadline (each round keeps at least its first arrival). The step is
         priced tentatively and the clock restored, so :meth:`advance` prices it for real."""
-        if self._deadline is None or not step.aggregating_servers:
+        if self._deadlines is None or not step.aggregating_servers:
             return step
         if step.t != self.t + 1:
             raise ValueError(f"admit({step.t}) after iteration {self.t}: the step to admit is {self.t + 1}")
-        saved = copy.deepcopy({k: self.__dict__[k] for k in _PRICING_STATE}, memo={id(self.topology): self.topology})
+        keep = {id(self.topology): self.topology, id(self.tree): self.tree}  # shared, never changed by pricing
+        saved = copy.deepcopy({k: self.__dict__[k] for k in _PRICING_STATE}, memo=keep)
         arrivals: list[tuple[Forest, np.ndarray, np.ndarray]] = []
         try:
             self._price(step, arrivals)
         finally:
             self.__dict__.update(saved)
-        drops: list[Drop] = []
-        for forest, on, arrival in arrivals:
-            for k, root in enumerate(forest.roots):
-                due = self._round_start.get(root, 0.0) + self._deadline[root]
-                seg = slice(forest.worker_seg[k], forest.worker_seg[k + 1] if k + 1 < len(forest.roots) else None)
-                late = on[seg] & (arrival[seg] > due)
-                if late.any() and late.sum() == on[seg].sum():  # nobody in time: the first to arrive is averaged
-                    late[np.nanargmin(np.where(on[seg], arrival[seg], np.nan))] = False
-                workers = forest[self._idx.M].nodes[seg]
-                drops += [Drop(int(w), int(root), float(a - due)) for w, a in zip(workers[late], arrival[seg][late])]
+        drops: list[Drop] = [d for forest, on, arrival in arrivals for d in self._deadlines.late(forest, on, arrival)]
         return step.without(sorted(drops, key=lambda d: d.worker), self.topology.n_workers)
 
     def _price(self, step: Step, arrivals: list | None = None) -> None:
@@ -225,7 +219,7 @@ class NetworkClock:
     @property
     def has_deadlines(self) -> bool:
         """Whether a server has a deadline: the clock then decides who is averaged."""
-        return self._deadline is not None
+        return self._deadlines is not None
 
     @property
     def tree(self):
@@ -326,31 +320,6 @@ class NetworkClock:
             )
         return self._all if p.all() else p  # everyone: take the fast path
 
-    def _setup_deadlines(self, deadline_s) -> None:
-        """Per-server deadlines (inf: none) and, for the servers that have one, when their
-        current round started: when their last average reached all their workers."""
-        servers = self.tree.servers
-        self._round_start: dict[int, float] = {}
-        self._deadline: np.ndarray | None = None
-        if deadline_s is None:
-            return
-        if np.ndim(deadline_s) and len(deadline_s) != len(servers):
-            raise ValueError(f"deadline_s has {len(deadline_s)} values but the topology has {len(servers)} servers; "
-                             f"give one per server (by AggregationTree id) or one for all")
-        deadline = np.broadcast_to(np.asarray(deadline_s, dtype=float), (len(servers),)).copy()
-        if np.isfinite(deadline).any():
-            self._deadline = deadline
-
-    def _restart_rounds(self, forest: Forest) -> None:
-        """A new round starts for every server with a deadline in the forest's subtrees."""
-        for root in forest.roots:
-            stack = [root]
-            while stack:
-                s = self.tree.servers[stack.pop()]
-                stack += s.children
-                if np.isfinite(self._deadline[s.id]):
-                    self._round_start[s.id] = float(self._delivered[list(s.workers)].max())
-
     def _aggregate(self, t: int, forest: Forest, part: np.ndarray, late_roots: set[int], arrivals: list | None) -> None:
         """Price the rounds of every subtree of ``forest`` at once (they share no link).
         A root in ``late_roots`` left someone out: it waits for its deadline before it averages."""
@@ -365,7 +334,7 @@ class NetworkClock:
         l, at = forest.level, forest.workers
         floor = np.maximum.reduceat(self._delivered[at], forest.worker_seg)
         if late_roots:
-            due = [self._round_start.get(r, 0.0) + self._deadline[r] if r in late_roots else 0.0 for r in forest.roots]
+            due = [self._deadlines.due_s(r) if r in late_roots else 0.0 for r in forest.roots]
             floor = np.maximum(floor, due)
         window = self.config.window_bytes
         rates = solo_rates(plan, window) if self.engine != "simpy" else None
@@ -395,15 +364,15 @@ class NetworkClock:
             self._clock[at] = np.where(on, deliver, np.maximum(c, deliver))
         self._comm[at, l] += comm
         self._delivered[at] = deliver
-        if self._deadline is not None:
-            self._restart_rounds(forest)
+        if self._deadlines is not None:
+            self._deadlines.restart(forest, self._delivered)
         if self.config.record != "none" and arrivals is None:
             self._log.append(t, forest, plan.active, tm)
 
 
 # what pricing a step changes: saved and restored around a tentative pricing (admit)
 _PRICING_STATE = ("_links", "_conn", "_compute_bank", "_clock", "_compute", "_comm", "_wait", "_delivered",
-                  "_round_start", "rounds_by_engine", "t")
+                  "_deadlines", "rounds_by_engine", "t")
 
 
 def price_schedule(
