@@ -25,7 +25,10 @@ server averages its children), so a global aggregation reproduces Algorithm 1's
 ``1/N sum_i w_i`` with ``weighting="uniform"``. BatchNorm running statistics are averaged
 with the parameters; momentum buffers stay with their worker (as with one optimizer per
 worker). With ``participation < 1`` each round of the top-level period draws a fraction of
-every bottom group; the others sit the round out and receive the averages.
+every bottom group; the others sit the round out and receive the averages. Who takes part
+and who aggregates come from one :class:`~testbed.schedule.Schedule` (``result.schedule``);
+a callback's ``admit`` (a network clock with deadlines) may leave late workers out of an
+average: they receive it as non-participants do.
 """
 
 from __future__ import annotations
