@@ -101,6 +101,10 @@ def _write_retimed(run_dir: Path, staging: Path, topology: str | None, topo, con
     for (spec, seed), rows in metrics.groupby(["spec", "seed"], sort=False):
         algorithm = algorithms[spec]
         clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config, int(seed))
+        if clock.has_deadlines:
+            raise ValueError(f"--topo {config.topology}: its servers have deadlines (deadline_s): who is averaged "
+                             f"would depend on this network, and a re-time only replays the recorded schedule; "
+                             f"run the experiment on it instead")
         recorded = schedules.get((spec, int(seed)), {"rounds": [], "drops": []})
         schedule = Schedule.from_json(algorithm.tree, recorded, f"{run_dir / 'schedule.json'}: {spec} seed {seed}")
         stamped = []

@@ -152,8 +152,8 @@ class NetworkClock:
         # the forests of each set of top servers, built the first time a step names it
         self._tops: dict[tuple[int, ...], list[Forest]] = {}
         self._log = EventLog(topo, self._idx, float(model_bytes), full=record == "all")
-        deadlines = None if deadline_s is None else Deadlines(topo.tree, deadline_s)
-        self._deadlines = deadlines if deadlines is not None and deadlines.any else None
+        deadlines = Deadlines(topo, deadline_s)
+        self._deadlines = deadlines if deadlines.any else None
 
     # ---- the main loop ------------------------------------------------------------------
     def advance(self, step: Step | int, participants: np.ndarray | None = None) -> float:

@@ -14,21 +14,28 @@ from typing import Sequence
 import numpy as np
 
 from testbed.schedule import Drop
-from testbed.tree import AggregationTree
 
 from .forest import Forest
+from .topology import Topology
 
 
 class Deadlines:
     """Per-server deadlines (inf: none) and the start of each such server's current round."""
 
-    def __init__(self, tree: AggregationTree, deadline_s: float | Sequence[float]):
+    def __init__(self, topology: Topology, deadline_s: float | Sequence[float] | None):
+        """``deadline_s``: one for every server or one per server id (None: none); a server
+        node's own ``deadline_s`` attribute takes precedence."""
+        self.tree = tree = topology.tree
         n = len(tree.servers)
         if np.ndim(deadline_s) and len(deadline_s) != n:
             raise ValueError(f"deadline_s has {len(deadline_s)} values but the topology has {n} servers; "
                              f"give one per server (by AggregationTree id) or one for all")
-        self.tree = tree
-        self.deadline_s = np.broadcast_to(np.asarray(deadline_s, dtype=float), (n,)).copy()
+        given = np.inf if deadline_s is None else deadline_s
+        self.deadline_s = np.broadcast_to(np.asarray(given, dtype=float), (n,)).copy()
+        for s in range(n):
+            own = topology.graph.nodes[topology.server_nodes[s]].get("deadline_s")
+            if own is not None:
+                self.deadline_s[s] = float(own)
         self.round_start_s: dict[int, float] = {}
 
     @property

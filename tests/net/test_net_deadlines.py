@@ -112,6 +112,23 @@ def test_partial_participation_with_a_deadline(helpers):
     np.testing.assert_allclose(clock.worker_breakdown()["compute_s"], [0, 0.2, 0.02, 0.02], atol=TOL)
 
 
+def test_a_server_nodes_own_deadline(helpers):
+    g = helpers.two_level(groups=(2, 2), periods=(4, 2))
+    g.nodes["w1"]["slowdown"] = g.nodes["w3"]["slowdown"] = 3.0
+    g.nodes["s0"]["deadline_s"] = 0.15  # s1 has none: w3 is waited for
+    clock = NetworkClock(g, model_bytes=S, seed=0, window_bytes=None, tcp=FLUID)
+    assert clock.has_deadlines
+    steps = _run(clock, 2)
+    assert [(d.worker, d.server) for d in steps[1].dropped] == [(1, 1)]
+
+
+def test_a_bad_node_deadline_is_refused(helpers):
+    g = helpers.two_level()
+    g.nodes["s1"]["deadline_s"] = -1
+    with pytest.raises(ValueError, match="node 's1'.*'deadline_s' must be a number of seconds > 0, got -1"):
+        NetworkClock(g, model_bytes=S, seed=0)
+
+
 @pytest.mark.parametrize("bad, match", [(0.0, "deadline_s must be > 0"), ((1.0, 2.0), "one per server")])
 def test_bad_deadlines_are_refused(helpers, bad, match):
     with pytest.raises(ValueError, match=match):
