@@ -113,6 +113,11 @@ class Schedule:
         self.t = t
         return Step.at(self.tree, t, self.participants)
 
+    def restart(self) -> None:
+        """Back before iteration 1, for another run of the same training object; the
+        generator goes on (as the draws always did)."""
+        self.t, self.participants, self.rounds, self.drops = 0, None, {}, {}
+
     def record(self, step: Step) -> None:
         """Keep what was decided at ``step.t`` beyond the draw (the drops of a deadline)."""
         if step.dropped:

@@ -254,6 +254,8 @@ class HSGDRun:
         self.t = 0
         if resume is not None:
             self.load_state_dict(resume)
+        else:
+            self.schedule.restart()
         participants = self.participants
         watch = NonFiniteWatch(tree.n_workers, self.device, participants)
         for cb in callbacks:
