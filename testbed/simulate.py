@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from testbed.device import resolve_device
 from testbed.engine import ENGINES, MinibatchSampler, WorkerData, plan_aggregation, subtree_weights
 from testbed.engine.aggregation import WEIGHTINGS
 from testbed.engine.nonfinite import NonFiniteWatch
@@ -72,19 +73,22 @@ class TrainConfig:
     precision: str = "fp32"  # forward/backward dtype: fp32, bf16 or fp16 (state stays fp32)
 
     def __post_init__(self):
+        # the one check of these keys: ExperimentConfig.train_config() builds this too
         _check_int("iterations", self.iterations, minimum=1)
-        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr!r}")
+        if not math.isfinite(self.lr):
+            raise ValueError(f"lr: must be finite, got {self.lr!r}")
         if self.batch_size is not None:
             _check_int("batch_size", self.batch_size, minimum=1)
         if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+            raise ValueError(f"momentum: must be in [0, 1), got {self.momentum!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay: must be >= 0, got {self.weight_decay!r}")
         if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+            raise ValueError(f"weighting: must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
         if not 0.0 < self.participation <= 1.0:
-            raise ValueError(f"participation must be in (0, 1], got {self.participation!r}")
+            raise ValueError(f"participation: must be in (0, 1], got {self.participation!r}")
         if self.eval_every is not None:
             _check_int("eval_every", self.eval_every, minimum=1)
         _check_int("seed", self.seed, minimum=0)
@@ -252,6 +256,7 @@ class HSGDRun:
         tree, cfg = self.tree, self.config
         self.rows: list[dict[str, Any]] = []
         self.t = 0
+        self.stop_reason: str | None = None
         if resume is not None:
             self.load_state_dict(resume)
         else:
@@ -276,11 +281,7 @@ class HSGDRun:
             evaluating = t % cfg.eval_interval == 0 or t == cfg.iterations
             status = watch.check() if aggregated or evaluating else None
             if status:
-                log.warning("%s", status)
-                row = {"iteration": t, "worker_loss": float("nan"), "status": status}
-                for cb in callbacks:
-                    cb.on_eval(row)
-                self.rows.append(row)
+                self._diverged(t, status, callbacks)
                 break
             # ---- every server whose period divides t averages its subtree (the late left out) ----
             if aggregated:
@@ -291,17 +292,41 @@ class HSGDRun:
             self.schedule.record(step)
             for cb in callbacks:
                 cb.on_step(step)
+            # ---- a callback asked to stop after this iteration (time budget spent): evaluate it ----
+            if self.stop_reason is not None and not evaluating:
+                evaluating = True
+                if status := watch.check():
+                    self._diverged(t, status, callbacks)
+                    break
             # ---- evaluate the global average model ----
             if evaluating:
                 row = self._evaluate(t, losses, participants)
                 for cb in callbacks:
                     cb.on_eval(row)
+                if self.stop_reason is not None:  # asked in on_step or, at this row, in on_eval
+                    row["stop"] = self.stop_reason
                 self.rows.append(row)
             for cb in callbacks:  # a checkpoint taken here holds iteration t complete
                 cb.after_iteration(t)
+            if self.stop_reason is not None:
+                break
         state = self.engine.global_state(self._global_weights(participants))
-        extras = {"status": self.rows[-1].get("status", "ok") if self.rows else "ok"}
+        extras = {"status": self.rows[-1].get("status", "ok") if self.rows else "ok", "stop": self.stop_reason}
         return SimulationResult(state, pd.DataFrame(self.rows), tree, cfg, extras, schedule=self.schedule)
+
+    def stop(self, reason: str) -> None:
+        """For callbacks (``on_step``, ``on_eval``): end the run after this iteration, evaluated,
+        its row saying ``reason`` (the first given) in column ``stop``."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def _diverged(self, t: int, status: str, callbacks: Sequence[Callback]) -> None:
+        """The last row of a run stopped on a non-finite loss: its status, no evaluation."""
+        log.warning("%s", status)
+        row = {"iteration": t, "worker_loss": float("nan"), "status": status}
+        for cb in callbacks:
+            cb.on_eval(row)
+        self.rows.append(row)
 
     # ---- checkpoints: everything needed to continue after iteration t ----
     def state_dict(self) -> dict[str, Any]:
@@ -370,15 +395,8 @@ def per_sample_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torc
     return F.cross_entropy(output, target, reduction="none")
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"device: {err}; use 'auto', 'cpu' or 'cuda[:k]'") from None
-
-
 def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}: must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be {'> 0' if minimum == 1 else f'>= {minimum}'}, got {value!r}")

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from testbed.device import device_count, resolve_device
 from testbed.experiment.config import PRESETS, ExperimentConfig, preset
 from testbed.experiment.configfile import read_config_file
 
@@ -95,14 +96,8 @@ def check_against_topology(config: ExperimentConfig, where: Callable[[str], str]
         raise ValueError(f"{where('algorithms')}: {err} (on {topology.source}, periods {topology.periods})") from None
     check_deadlines(config.deadline_s, topology, where("deadline_s"))
     if config.device != "auto":
-        import torch
-
-        device = torch.device(config.device)
-        available = {
-            "cpu": 1,
-            "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
-            "mps": int(torch.backends.mps.is_available()),
-        }[device.type]
+        device = resolve_device(config.device)
+        available = device_count(device)
         if (device.index or 0) >= available:
             raise ValueError(
                 f"{where('device')}: {config.device!r} is not available on this machine "

@@ -24,10 +24,9 @@ from testbed.experiment.rundir import config_hash
 from testbed.files import atomic_write_text
 from testbed.report.curves import seed_band
 from testbed.report.figures import LAYOUT, accuracy_figure, family_colors
-from testbed.report.markup import esc, figure_html, fmt_seconds, html_table
+from testbed.report.markup import Section, esc, figure_html, fmt_seconds, html_table
 from testbed.report.page import page_html, plotly_script
 from testbed.report.runfolder import RunFolder, load_run
-from testbed.report.sections import Section
 from testbed.report.tables import run_target_table, spread_text
 from testbed.report.verdict import verdict, verdict_sentence
 

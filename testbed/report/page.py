@@ -20,10 +20,10 @@ import plotly
 import plotly.offline
 
 from testbed.files import atomic_write_text
-from testbed.report.markup import esc, notes_list
+from testbed.report.markup import Section, esc, notes_list
 from testbed.report.runfolder import RunFolder, load_run
 from testbed.report.drops import drops_section
-from testbed.report.sections import DEFAULT_SECTIONS, Section, SectionBuilder
+from testbed.report.sections import DEFAULT_SECTIONS, SectionBuilder
 
 log = logging.getLogger(__name__)
 
