@@ -152,7 +152,7 @@ def simulate(
     eval_every: int | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
-    engine: str = "batched",
+    engine: str | Callable[..., Any] = "batched",
     callbacks: Sequence[Callback] = (),
     resume: dict[str, Any] | None = None,
     network: Any = None,
@@ -174,6 +174,7 @@ def simulate(
     (None: the topology's). Adds sim_time_s and its breakdown to ``metrics``, and ``events``.
     ``train_eval_samples``: training samples for ``global_train_loss`` (0: not measured).
     ``precision``: bf16 or fp16 forward and backward; weights, momentum, averages stay fp32.
+    ``engine``: 'batched', 'loop' or an engine class (torchrun: ``engine.distributed.sharded``).
     """
     config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed,
                          train_eval_samples, precision)
@@ -200,11 +201,11 @@ def simulate(
         eval_data = getattr(worker_data, "test_data", None)
     if len(pairs) != tree.n_workers:
         raise ValueError(f"worker_data has {len(pairs)} workers but the tree has {tree.n_workers}")
-    if engine not in ENGINES:
+    if isinstance(engine, str) and engine not in ENGINES:
         raise ValueError(f"engine must be one of {sorted(ENGINES)}, got {engine!r}")
     dev = resolve_device(device)
     data = WorkerData.stack(pairs, dev)
-    run = HSGDRun(model, data, tree, config, loss or per_sample_cross_entropy, ENGINES[engine], dev, eval_data)
+    run = HSGDRun(model, data, tree, config, loss or per_sample_cross_entropy, ENGINES.get(engine, engine), dev, eval_data)
     result = run.run(callbacks, resume)
     if pricing is not None:
         result.events = pricing.events()
@@ -354,6 +355,8 @@ class HSGDRun:
         w = torch.as_tensor(weights, dtype=losses.dtype, device=losses.device)
         row: dict[str, Any] = {"iteration": t, "worker_loss": float((torch.where(active, losses, 0) * w).sum())}
         model = self._model_with(self.engine.global_state(weights))
+        if not getattr(self.engine, "primary", True):  # a torchrun rank other than 0: rank 0 evaluates
+            return row
         if self.train_sample is not None:
             row["global_train_loss"] = self._global_train_loss(model)
         if self.eval_data is not None:

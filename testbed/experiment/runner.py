@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 import testbed
-from testbed.experiment import rundir
+from testbed.engine.world import current as current_world
+from testbed.experiment import distributed, rundir
 from testbed.experiment.algorithms import Algorithm
 from testbed.experiment.checkpoint import Checkpointer, checkpoint_path, load_checkpoint
 from testbed.experiment.config import ExperimentConfig
@@ -36,6 +37,8 @@ LARGE_EVENT_LOG = 10**6  # rows of one pair's event log worth a hint (pandas wri
 
 def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"), tag: str = "run", progress: bool = True) -> Path:
     """Run every algorithm x seed, write the run folder and its report; return the folder."""
+    if current_world() and not current_world().primary:  # torchrun: rank 0 leads, this rank follows
+        return distributed.follow(current_world())
     setup = prepare(config)
     first = setup.federated(config.seeds[0])  # the data fits the partition and batch size: checked before any file
     staging = rundir.new_run_dir(reports_root, setup.topology.name, tag, config.to_dict())
@@ -49,6 +52,8 @@ def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"
 def resume_experiment(run_dir: Path, progress: bool = True) -> Path:
     """Continue a killed run: finished algorithm x seed pairs are kept, the interrupted
     one restarts from its last checkpoint, the rest run as usual."""
+    if current_world() and not current_world().primary:  # torchrun: rank 0 leads, this rank follows
+        return distributed.follow(current_world())
     run_dir = Path(run_dir).resolve()  # the real folder, not the `latest` link it may come through
     config = rundir.read_saved_config(run_dir)
     done = rundir.read_done(run_dir)  # before anything runs: a damaged folder is refused at once
@@ -75,6 +80,9 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
         kept = [(labels.get(a), s) in finished_pairs for a, s in zip(done_events.algorithm, done_events.seed)]
         events.add(done_events[kept])
     schedules = dict(done.schedules)  # (spec, seed) -> the recorded schedule's JSON
+    world = current_world()
+    if world:  # torchrun: the other ranks prepare the same setup, then train what rank 0 announces
+        distributed.announce(setup.config)
     results: dict[tuple[str, int], tuple[pd.DataFrame, pd.DataFrame, dict]] = {}  # (spec, seed) -> trained pair
 
     def trained(spec: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -103,6 +111,8 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
                 rows, algo_events, schedule = _relabel(trained(algorithm.same_schedule_as, seed), algorithm)
             else:
                 federated = federated or setup.federated(seed)
+                if world:
+                    distributed.announce((algorithm.spec, seed, str(path)))
                 rows, algo_events, schedule = train_one(setup, algorithm, federated, seed, progress, path)
             results[algorithm.spec, seed] = (rows, algo_events, schedule)
             metrics.append(rows)
@@ -113,6 +123,8 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
             # last: a pair counts as finished once it is in metrics.csv
             rundir.atomic_write_csv(run_dir / "metrics.csv", metrics_frame(metrics, setup.topology.tiers))
             path.unlink(missing_ok=True)
+    if world:
+        distributed.announce(None)  # the other ranks are done
     finish(run_dir)
     return run_dir
 
@@ -134,10 +146,18 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     """One algorithm, one seed: returns its metrics rows, its event log and its schedule's JSON.
     With ``checkpoint``, continues from it if it exists and saves to it as training goes."""
     cfg = setup.config
+    world = current_world()  # torchrun: this rank trains a slice; only rank 0 prices, shows and writes
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
+    if world and clock.has_deadlines:  # only rank 0 has the clock that would decide who is averaged
+        raise ValueError("deadline_s: not supported under torchrun yet (rank 0's clock decides who is late, "
+                         "the other ranks' slices would average without knowing); run it in one process")
     timer = NetworkTimer(clock)
-    callbacks: list[Callback] = [timer, *stopping_callbacks(clock, cfg.budget_s, cfg.stop_at_target, cfg.target_acc)]
-    stateful: dict[str, Any] = {"timer": timer}
+    primary = world is None or world.primary  # torchrun: rank 0 prices the run and decides where it stops
+    callbacks: list[Callback] = [timer, *stopping_callbacks(clock, cfg.budget_s, cfg.stop_at_target, cfg.target_acc)] if primary else []
+    stateful: dict[str, Any] = {"timer": timer} if primary else {}
+    if world:
+        callbacks.append(distributed.StopSync(bool(cfg.budget_s), cfg.stop_at_target))
+        stateful["world"] = distributed.WorldStamp(world.size)
     if cfg.divergence_every:
         # on the topology's full tree: its levels cover every algorithm's groups
         probe = DivergenceProbe(cfg.divergence_every, tree=setup.topology.tree, batch_size=cfg.batch_size or 16, seed=seed)
@@ -145,7 +165,8 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         stateful["probe"] = probe
     resume = None
     if checkpoint is not None:
-        resume = load_checkpoint(checkpoint)
+        checkpoint = distributed.slice_path(checkpoint, world)
+        resume = distributed.agree_on_resume(load_checkpoint(checkpoint), checkpoint, world)
         if resume is not None:
             for name, obj in stateful.items():  # the timer replays the clock to the checkpoint when the run starts
                 obj.load_state_dict(resume["callbacks"][name])
@@ -158,7 +179,8 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     started = time.monotonic()
     # simulate() builds the model with the seed: the same initial model for every algorithm of a seed
     result = testbed.simulate(setup.model, federated, algorithm.tree, **dataclasses.asdict(cfg.train_config(seed)),
-                              device=setup.device, engine=cfg.engine, callbacks=callbacks, resume=resume)
+                              device=setup.device, engine=distributed.engine_for(world, cfg.engine, algorithm.tree),
+                              callbacks=callbacks, resume=resume)
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
     if short := short_of_budget(result.metrics, cfg.budget_s):
         log.warning("%s seed %d: %s", algorithm.label, seed, short)

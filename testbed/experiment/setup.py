@@ -14,7 +14,8 @@ import torch
 
 from testbed.data import Dataset, FederatedData, federate, load_dataset
 from testbed.device import resolve_device
-from testbed.experiment import rundir
+from testbed.engine.world import current as current_world
+from testbed.experiment import distributed, rundir
 from testbed.experiment.algorithms import Algorithm, describe_algorithms, resolve_all
 from testbed.experiment.cli import check_deadlines
 from testbed.experiment.config import ExperimentConfig
@@ -71,6 +72,8 @@ def prepare(config: ExperimentConfig) -> Setup:
     check_stop_at_target(config.stop_at_target, dataset.x_test is not None, config.dataset)
     model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
     device = resolve_device(config.device)
+    if current_world():  # torchrun: each rank of a machine on its own GPU
+        device = distributed.rank_device(current_world(), config, device, n)
     if config.threads:
         torch.set_num_threads(config.threads)
     if config.deterministic:
