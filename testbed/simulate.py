@@ -25,10 +25,9 @@ server averages its children), so a global aggregation reproduces Algorithm 1's
 ``1/N sum_i w_i`` with ``weighting="uniform"``. BatchNorm running statistics are averaged
 with the parameters; momentum buffers stay with their worker (as with one optimizer per
 worker). With ``participation < 1`` each round of the top-level period draws a fraction of
-every bottom group; the others sit the round out and receive the averages. Who takes part
-and who aggregates come from one :class:`~testbed.schedule.Schedule` (``result.schedule``);
-a callback's ``admit`` (a network clock with deadlines) may leave late workers out of an
-average: they receive it as non-participants do.
+every bottom group; the others sit the round out and receive the averages. Both come from
+one :class:`~testbed.schedule.Schedule` (``result.schedule``); a callback's ``admit`` may
+leave late workers out of an average (deadlines).
 """
 
 from __future__ import annotations
@@ -107,8 +106,7 @@ class Callback:
         """Before the first iteration; ``run`` gives access to the tree, data and models."""
 
     def admit(self, step: Step) -> Step:
-        """Before the averages of ``step``: who is averaged (a clock with deadlines leaves
-        out the late); the engine averages exactly the step returned."""
+        """Before ``step``'s averages: the step to average (a clock with deadlines drops the late)."""
         return step
 
     def on_step(self, step: Step) -> None:
@@ -260,7 +258,7 @@ class HSGDRun:
         self.stop_reason: str | None = None
         if resume is not None:
             self.load_state_dict(resume)
-        else:
+        else:  # a second run() of this object starts over (the generators go on)
             self.schedule.restart()
         participants = self.participants
         watch = NonFiniteWatch(tree.n_workers, self.device, participants)
@@ -330,14 +328,9 @@ class HSGDRun:
         self.rows.append(row)
 
     # ---- checkpoints: everything needed to continue after iteration t ----
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "t": self.t,
-            "engine": self.engine.state_dict(),
-            "sampler": self.sampler.generator.get_state(),
-            **self.schedule.state_dict(),  # participation_rng, participants
-            "rows": [dict(r) for r in self.rows],
-        }
+    def state_dict(self) -> dict[str, Any]:  # the schedule's: participation_rng, participants
+        return {"t": self.t, "engine": self.engine.state_dict(), "sampler": self.sampler.generator.get_state(),
+                **self.schedule.state_dict(), "rows": [dict(r) for r in self.rows]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.t = int(state["t"])
@@ -380,10 +373,7 @@ class HSGDRun:
         """The current global average model, in eval mode (a shared copy: do not keep it)."""
         return self._model_with(self.engine.global_state(self._global_weights(self.participants)))
 
-    @property
-    def participants(self) -> np.ndarray | None:
-        """This round's participants (None: everyone)."""
-        return self.schedule.participants
+    participants = property(lambda self: self.schedule.participants, doc="This round's participants (None: everyone).")
 
     def _model_with(self, state: dict[str, torch.Tensor]) -> nn.Module:
         if self._eval_model is None:
