@@ -6,7 +6,7 @@ a topology, and run a whole experiment config from Python.
     run = testbed.run_experiment({"topology": "star", "iterations": 200})
     run.folder, run.metrics, run.events
 
-Both use the clock and the runner the CLI uses (``runner.make_clock``, ``NetworkTimer``,
+Both use the clock and the runner the CLI uses (``timer.make_clock``, ``NetworkTimer``,
 ``runner.run_experiment``): there is no second implementation to drift.
 """
 
@@ -48,7 +48,7 @@ def price_on_network(network: Any, algorithm: str, model: Any, compute_ms: float
     model and window defaults. ``compute_ms`` None: each worker node's own compute time."""
     from testbed.experiment.algorithms import resolve_all
     from testbed.experiment.modelcost import model_bytes
-    from testbed.experiment.runner import make_clock
+    from testbed.experiment.timer import make_clock
     from testbed.experiment.timer import NetworkTimer
     from testbed.net import load_topology
 

@@ -20,8 +20,8 @@ from testbed.experiment import rundir
 from testbed.experiment.algorithms import describe_algorithms, resolve_all
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.rundir import RUN_FOLDER
-from testbed.experiment.runner import finish, make_clock
-from testbed.experiment.timer import replay, stamp
+from testbed.experiment.runner import finish
+from testbed.experiment.timer import make_clock, replay, stamp
 from testbed.experiment.tidy import event_rows, metrics_frame
 from testbed.net import load_topology
 from testbed.readers import read_csv_file, read_json_file, require_keys

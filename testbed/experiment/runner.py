@@ -25,8 +25,7 @@ from testbed.experiment.progress import Progress
 from testbed.experiment.setup import Setup, prepare, write_static_files
 from testbed.experiment.stopping import short_of_budget, stopping_callbacks
 from testbed.experiment.tidy import event_rows, metric_rows, metrics_frame, refuse_old_columns
-from testbed.experiment.timer import NetworkTimer
-from testbed.net import NetworkClock
+from testbed.experiment.timer import NetworkTimer, make_clock
 from testbed.report import build_report
 from testbed.simulate import Callback
 from testbed.theory.probe import DivergenceProbe
@@ -191,27 +190,3 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
                  algorithm.label, seed, len(events), len(events) / 4e5)
     return rows, events, result.schedule.to_json()
 
-
-def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, cfg: ExperimentConfig,
-               seed: int):
-    """The network clock of one algorithm on the topology, with the config's TCP model,
-    window and event log setting."""
-    return NetworkClock(
-        topology.with_tree(algorithm.tree, algorithm.server_topology_ids),
-        model_bytes=size_bytes,
-        seed=seed,
-        window_bytes=cfg.window_bytes,
-        compute_ms=compute_ms,
-        record=cfg.events,
-        tcp=cfg.tcp(),
-        deadline_s=server_deadlines(topology, algorithm, cfg.deadline_s),
-    )
-
-
-def server_deadlines(topology, algorithm: Algorithm, deadline_s: tuple[float, ...]) -> tuple[float, ...] | None:
-    """Each of the algorithm's servers' round deadline (inf: none) from the config's one per
-    topology server level, top first (0: none there); None without deadlines."""
-    if not any(deadline_s):
-        return None
-    level = [topology.level[topology.server_nodes[i]] for i in algorithm.server_topology_ids]
-    return tuple(deadline_s[l] if l < len(deadline_s) and deadline_s[l] > 0 else float("inf") for l in level)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from testbed.experiment.algorithms import Algorithm
+from testbed.experiment.config import ExperimentConfig
+from testbed.net import NetworkClock
 from testbed.schedule import Schedule, Step
 from testbed.simulate import Callback
 
@@ -64,3 +67,28 @@ def stamp(clock, row: dict[str, Any]) -> None:
     """Add the clock's time and breakdown (the ``*_s`` columns) to an evaluation row."""
     row["sim_time_s"] = clock.now_s
     row.update({k: v for k, v in clock.breakdown().items() if k.endswith("_s") and k != "now_s"})
+
+
+def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, cfg: ExperimentConfig,
+               seed: int):
+    """The network clock of one algorithm on the topology, with the config's TCP model,
+    window and event log setting."""
+    return NetworkClock(
+        topology.with_tree(algorithm.tree, algorithm.server_topology_ids),
+        model_bytes=size_bytes,
+        seed=seed,
+        window_bytes=cfg.window_bytes,
+        compute_ms=compute_ms,
+        record=cfg.events,
+        tcp=cfg.tcp(),
+        deadline_s=server_deadlines(topology, algorithm, cfg.deadline_s),
+    )
+
+
+def server_deadlines(topology, algorithm: Algorithm, deadline_s: tuple[float, ...]) -> tuple[float, ...] | None:
+    """Each of the algorithm's servers' round deadline (inf: none) from the config's one per
+    topology server level, top first (0: none there); None without deadlines."""
+    if not any(deadline_s):
+        return None
+    level = [topology.level[topology.server_nodes[i]] for i in algorithm.server_topology_ids]
+    return tuple(deadline_s[l] if l < len(deadline_s) and deadline_s[l] > 0 else float("inf") for l in level)

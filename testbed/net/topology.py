@@ -176,8 +176,8 @@ class Topology:
                 graph.nodes[node]["role"] = "router"
         priced = Topology(graph, source=self.source, trace_dir=self.trace_dir,
                           trace_overrides=self.trace_overrides, _traces=self.traces)
-        if priced.worker_nodes != self.worker_nodes or repr(priced.tree) != repr(tree):  # the same groups and periods
-            raise RuntimeError(f"{self.source}: {tree!r} does not sit on the servers {list(server_ids)}")
+        if priced.worker_nodes != self.worker_nodes or repr(priced.tree) != repr(tree):  # an argument error
+            raise ValueError(f"{self.source}: {tree!r} does not sit on the servers {list(server_ids)}")
         return priced
 
     def with_trace_overrides(self, overrides: Mapping[str, str | os.PathLike]) -> "Topology":

@@ -101,7 +101,7 @@ def test_a_killed_rank_is_named_and_the_run_resumes(one_process, tmp_path):
     assert killed.returncode != 0
     folder = run_folder(tmp_path)
     lines = [line for line in killed.stderr.splitlines() if line.startswith("testbed experiment: error:")]
-    assert lines == [f"testbed experiment: error: rank 0 of 2: lost rank 1 (" + lines[0].split("(", 1)[1]], killed.stderr
+    assert len(lines) == 1 and lines[0].startswith("testbed experiment: error: rank 0 of 2: lost rank 1 ("), killed.stderr
     assert lines[0].endswith(f"continue with: torchrun --nproc-per-node 2 -m testbed experiment --resume {folder}")
     assert sorted(p.name for p in (folder / "checkpoints").glob("*.pt")) == ["local_4-seed0.pt", "local_4-seed0.rank1.pt"]
 

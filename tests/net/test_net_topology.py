@@ -72,7 +72,7 @@ def test_with_tree_keeps_the_chosen_servers_and_makes_the_rest_routers(helpers):
     assert flat.tiers == ("cloud",)
     same = topo.with_tree(AggregationTree([[0, 1], [2, 3, 4]], [8, [2, 4]]), [0, 1, 2])
     assert same.periods == topo.with_periods([8, [2, 4]]).periods == [[8], [2, 4]] and same.tiers == ("cloud", "edge")
-    with pytest.raises(RuntimeError, match="does not sit on the servers"):
+    with pytest.raises(ValueError, match="does not sit on the servers"):
         topo.with_tree(AggregationTree([[0, 1, 2], [3, 4]], [4, 2]), [0, 1, 2])  # other groups than s0, s1
 
 
