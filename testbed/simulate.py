@@ -43,6 +43,7 @@ from torch import nn
 
 from testbed.engine import ENGINES, MinibatchSampler, WorkerData, plan_aggregation, sample_participants, subtree_weights
 from testbed.engine.aggregation import WEIGHTINGS
+from testbed.engine.augment import check_augment, make_augment
 from testbed.engine.nonfinite import NonFiniteWatch
 from testbed.engine.precision import check_precision
 from testbed.evaluation import evaluate, train_sample
@@ -66,6 +67,7 @@ class TrainConfig:
     seed: int = 0
     train_eval_samples: int = 2048  # training samples (the same number per worker, drawn once) for global_train_loss; 0: off
     precision: str = "fp32"  # forward/backward dtype: fp32, bf16 or fp16 (state stays fp32)
+    augment: str = "none"  # training minibatches: none, or crop_flip (the paper code's random crop and flip)
 
     def __post_init__(self):
         _check_int("iterations", self.iterations, minimum=1)
@@ -86,6 +88,7 @@ class TrainConfig:
         _check_int("seed", self.seed, minimum=0)
         _check_int("train_eval_samples", self.train_eval_samples, minimum=0)
         check_precision(self.precision)
+        check_augment(self.augment)
 
     @property
     def eval_interval(self) -> int:
@@ -145,6 +148,7 @@ def simulate(
     compute_ms: float | None = None,
     train_eval_samples: int = 2048,
     precision: str = "fp32",
+    augment: str = "none",
 ) -> SimulationResult:
     """Train ``model`` on every worker under the aggregation ``tree`` (see module docstring).
 
@@ -160,9 +164,11 @@ def simulate(
     (None: the topology's). Adds sim_time_s and its breakdown to ``metrics``, and ``events``.
     ``train_eval_samples``: training samples for ``global_train_loss`` (0: not measured).
     ``precision``: bf16 or fp16 forward and backward; weights, momentum, averages stay fp32.
+    ``augment``: ``crop_flip`` flips and crops every training image as the paper's code does
+    (:mod:`testbed.engine.augment`), drawn from its own generator.
     """
     config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed,
-                         train_eval_samples, precision)
+                         train_eval_samples, precision, augment)
     pairs = list(getattr(worker_data, "worker_data", worker_data))
     model = initial_model(model, worker_data, pairs, seed)
     pricing = None
@@ -229,8 +235,9 @@ class HSGDRun:
         self.sample_counts = data.counts.cpu().numpy()
         self.loss = loss
         # ---- seeding: every random component gets its own generator from one seed ----
-        batch_seq, participation_seq, train_sample_seq = np.random.SeedSequence(config.seed).spawn(3)
-        self.sampler = MinibatchSampler(data, config.batch_size, int(batch_seq.generate_state(1)[0]))
+        batch_seq, participation_seq, train_sample_seq, augment_seq = np.random.SeedSequence(config.seed).spawn(4)
+        augment = make_augment(config.augment, data.x, int(augment_seq.generate_state(1)[0]))
+        self.sampler = MinibatchSampler(data, config.batch_size, int(batch_seq.generate_state(1)[0]), augment)
         self.participation_rng = np.random.default_rng(participation_seq)
         self.train_sample = train_sample(data, config.train_eval_samples, np.random.default_rng(train_sample_seq))
         self.data = data
@@ -296,6 +303,7 @@ class HSGDRun:
             "t": self.t,
             "engine": self.engine.state_dict(),
             "sampler": self.sampler.generator.get_state(),
+            "augment": None if self.sampler.augment is None else self.sampler.augment.generator.get_state(),
             "participation_rng": _json_safe(self.participation_rng.bit_generator.state),
             "participants": None if self.participants is None else torch.as_tensor(self.participants),
             "rows": [dict(r) for r in self.rows],
@@ -305,6 +313,8 @@ class HSGDRun:
         self.t = int(state["t"])
         self.engine.load_state_dict(state["engine"])
         self.sampler.generator.set_state(state["sampler"])
+        if self.sampler.augment is not None:
+            self.sampler.augment.generator.set_state(state["augment"])
         self.participation_rng.bit_generator.state = _from_json_safe(state["participation_rng"])
         p = state["participants"]
         self.participants = None if p is None else p.numpy().astype(bool)

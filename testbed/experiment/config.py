@@ -13,6 +13,7 @@ from typing import Any
 
 from testbed.data import DATASET_NAMES, SCHEMES, STRATEGIES
 from testbed.engine.aggregation import WEIGHTINGS
+from testbed.engine.augment import AUGMENTS
 from testbed.engine.precision import PRECISIONS
 from testbed.experiment.values import check_type, is_tuple, parse_value, show
 from testbed.models import MODEL_NAMES
@@ -72,6 +73,10 @@ class ExperimentConfig:
     """SGD momentum; each worker keeps its own buffer through aggregations."""
     weight_decay: float = 0.0
     """L2 penalty added to every gradient."""
+    augment: str = "none"
+    """Training image augmentation: none, or crop_flip (the paper code's random horizontal
+    flip and random 32x32 crop of the image padded by 4 black pixels), drawn per sample
+    from its own seeded generator."""
     weighting: str = "uniform"
     """How a server averages its children: uniform (Algorithm 1) or samples (by sample count)."""
     participation: float = 1.0
@@ -177,7 +182,7 @@ class ExperimentConfig:
             raise ValueError(f"participation: must be in (0, 1], got {self.participation!r}")
         if not 0 < self.target_acc <= 1:
             raise ValueError(f"target_acc: must be in (0, 1], got {self.target_acc!r}")
-        choices = {"weighting": WEIGHTINGS, "events": EVENT_RECORDS, "precision": PRECISIONS, "engine": ("batched", "loop")}
+        choices = {"augment": AUGMENTS, "weighting": WEIGHTINGS, "events": EVENT_RECORDS, "precision": PRECISIONS, "engine": ("batched", "loop")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
@@ -264,13 +269,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
     # The setting of Wang et al. (2022) Table 2 as their code runs it: CIFAR-10 sorted by
     # label, one class per worker (one shard each), n=10 workers in N=2 consecutive groups
-    # (5 disjoint classes per group); local SGD P=5,10,50 vs H-SGD G=50 with I=5 and I=10;
+    # (5 disjoint classes per group), flipped and cropped as there (augment=crop_flip);
+    # local SGD P=5,10,50 vs H-SGD G=50 with I=5 and I=10;
     # transfers priced as torchvision's ImageNet VGG-11 (132,863,336 parameters, 531 MB)
     # on paper_table2, whose rounds cost what Table 2 implies with the measured 1 MiB
     # single-stream TCP window (topologies/README.md, topologies/paper_costs.py).
     "paper": dict(
         topology="paper_table2", dataset="cifar10", partition="shards", shards_per_worker=1, grouping="as-given",
-        model="vgg11", priced_params=132_863_336, window_kib=1024,
+        model="vgg11", priced_params=132_863_336, window_kib=1024, augment="crop_flip",
         algorithms=("local:5", "local:10", "local:50", "hsgd:50,5", "hsgd:50,10"),
         iterations=20000, lr=0.05, batch_size=32, momentum=0.0, eval_every=250, target_acc=0.5, compute_ms=4.0,
         seeds=(0,), divergence_every=0, checkpoint_every=1000,

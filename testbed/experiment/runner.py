@@ -261,6 +261,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         batch_size=cfg.batch_size or None, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
         weighting=cfg.weighting, participation=cfg.participation, eval_every=cfg.eval_every,
         seed=seed, device=setup.device, engine=cfg.engine, callbacks=callbacks, resume=resume, precision=cfg.precision,
+        augment=cfg.augment,
     )
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
     rows = result.metrics
