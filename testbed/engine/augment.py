@@ -53,8 +53,7 @@ class CropFlipSampler:
     """Draws a :class:`CropFlip` per minibatch from its own torch.Generator."""
 
     def __init__(self, images: torch.Tensor, seed: int):
-        if images.dim() != 4:
-            raise ValueError(f"augment: crop_flip needs image samples [C, H, W], got samples of shape {tuple(images.shape[1:])}")
+        check_augment("crop_flip", tuple(images.shape[1:]))
         # a normalised channel's smallest value is black's (CIFAR-10 holds black pixels in every class)
         self.fill = images.amin((0, 2, 3))
         self.generator = torch.Generator().manual_seed(seed)
@@ -66,9 +65,12 @@ class CropFlipSampler:
         return CropFlip(corner, flip, self.fill)
 
 
-def check_augment(augment: str) -> None:
+def check_augment(augment: str, sample_shape: tuple[int, ...] | None = None) -> None:
+    """Refuse an unknown augmentation, or (shape given) crop_flip of samples that are not images."""
     if augment not in AUGMENTS:
         raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    if augment == "crop_flip" and sample_shape is not None and len(sample_shape) != 3:
+        raise ValueError(f"augment: crop_flip needs image samples [C, H, W], got samples of shape {tuple(sample_shape)}")
 
 
 def make_augment(augment: str, images: torch.Tensor, seed: int) -> CropFlipSampler | None:

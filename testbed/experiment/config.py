@@ -62,7 +62,7 @@ class ExperimentConfig:
     grouping: str = "as-given"
     """How workers are put under servers: as-given (the topology), random, group-iid, group-noniid."""
     model: str = "mlp"
-    """vgg11 | resnet18 | cifar_cnn | femnist_cnn | celeba_cnn | mlp | logreg."""
+    """vgg11 | vgg11_imagenet (torchvision's, 132.9M parameters, as the paper's code) | resnet18 | cifar_cnn | femnist_cnn | celeba_cnn | mlp | logreg."""
     iterations: int = 600
     """Local iterations T every worker runs."""
     lr: float = 0.05

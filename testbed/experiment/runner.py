@@ -31,6 +31,7 @@ from testbed.experiment.placement import federate
 from testbed.experiment.progress import Progress
 from testbed.experiment.smoke import shrink_config, shrink_dataset
 from testbed.experiment import rundir
+from testbed.engine.augment import check_augment
 from testbed.experiment.modelcost import measure_compute_ms, model_bytes, model_shape
 from testbed.paths import inside
 from testbed.simulate import Callback, resolve_device
@@ -107,6 +108,7 @@ def prepare(config: ExperimentConfig) -> Setup:
         raise type(err)(in_config_terms(str(err), config.dataset)) from None
     dataset = shrink_dataset(dataset)
     model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
+    check_augment(config.augment, dataset.input_shape)
     device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
