@@ -70,6 +70,14 @@ def test_vgg11_imagenet_is_torchvisions_vgg11_with_its_initial_weights():
     assert ours(torch.zeros(2, 3, 32, 32)).shape == (2, 1000)
 
 
+def test_vgg11_imagenet_takes_the_batched_engines_fused_path():
+    from testbed.engine.fused import FusedForward
+
+    with torch.device("meta"):  # tracing and checking the layers allocate nothing
+        fused = FusedForward(build_model("vgg11_imagenet"))
+    assert len(fused.sinkable_weights) == 3  # the three linear layers write their gradients straight into SGD's buffers
+
+
 def test_vgg11_imagenet_prices_the_papers_531_mb_as_the_paper_preset_does():
     from testbed.experiment.config import preset
     from testbed.experiment.modelcost import model_bytes
