@@ -43,7 +43,6 @@ from torch import nn
 
 from testbed.engine import ENGINES, MinibatchSampler, WorkerData, plan_aggregation, sample_participants, subtree_weights
 from testbed.engine.aggregation import WEIGHTINGS
-from testbed.engine.augment import check_augment, make_augment
 from testbed.engine.nonfinite import NonFiniteWatch
 from testbed.engine.precision import check_precision
 from testbed.evaluation import evaluate, train_sample
@@ -67,7 +66,7 @@ class TrainConfig:
     seed: int = 0
     train_eval_samples: int = 2048  # training samples (the same number per worker, drawn once) for global_train_loss; 0: off
     precision: str = "fp32"  # forward/backward dtype: fp32, bf16 or fp16 (state stays fp32)
-    augment: str = "none"  # training minibatches: none, or crop_flip (the paper code's random crop and flip)
+    augment: str = "none"  # none, or crop_flip: the paper code's random flip and crop (checked by the sampler)
 
     def __post_init__(self):
         _check_int("iterations", self.iterations, minimum=1)
@@ -88,7 +87,6 @@ class TrainConfig:
         _check_int("seed", self.seed, minimum=0)
         _check_int("train_eval_samples", self.train_eval_samples, minimum=0)
         check_precision(self.precision)
-        check_augment(self.augment)
 
     @property
     def eval_interval(self) -> int:
@@ -164,8 +162,6 @@ def simulate(
     (None: the topology's). Adds sim_time_s and its breakdown to ``metrics``, and ``events``.
     ``train_eval_samples``: training samples for ``global_train_loss`` (0: not measured).
     ``precision``: bf16 or fp16 forward and backward; weights, momentum, averages stay fp32.
-    ``augment``: ``crop_flip`` flips and crops every training image as the paper's code does
-    (:mod:`testbed.engine.augment`), drawn from its own generator.
     """
     config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed,
                          train_eval_samples, precision, augment)
@@ -236,8 +232,8 @@ class HSGDRun:
         self.loss = loss
         # ---- seeding: every random component gets its own generator from one seed ----
         batch_seq, participation_seq, train_sample_seq, augment_seq = np.random.SeedSequence(config.seed).spawn(4)
-        augment = make_augment(config.augment, data.x, int(augment_seq.generate_state(1)[0]))
-        self.sampler = MinibatchSampler(data, config.batch_size, int(batch_seq.generate_state(1)[0]), augment)
+        self.sampler = MinibatchSampler(data, config.batch_size, int(batch_seq.generate_state(1)[0]),
+                                        config.augment, int(augment_seq.generate_state(1)[0]))
         self.participation_rng = np.random.default_rng(participation_seq)
         self.train_sample = train_sample(data, config.train_eval_samples, np.random.default_rng(train_sample_seq))
         self.data = data
@@ -251,6 +247,7 @@ class HSGDRun:
         round_length = tree.servers[0].period  # one aggregation round = one global period
         self.rows: list[dict[str, Any]] = []
         self.t = 0
+        self.stop_reason: str | None = None
         if resume is not None:
             self.load_state_dict(resume)
         participants = self.participants
@@ -273,11 +270,7 @@ class HSGDRun:
             evaluating = t % cfg.eval_interval == 0 or t == cfg.iterations
             status = watch.check() if aggregated or evaluating else None
             if status:
-                log.warning("%s", status)
-                row = {"iteration": t, "worker_loss": float("nan"), "status": status}
-                for cb in callbacks:
-                    cb.on_eval(row)
-                self.rows.append(row)
+                self._diverged(t, status, callbacks)
                 break
             # ---- every server whose period divides t averages its subtree ----
             if aggregated:
@@ -285,25 +278,48 @@ class HSGDRun:
                 self.engine.average(plan)
             for cb in callbacks:
                 cb.on_step(t, aggregated, participants)
+            # ---- a callback asked to stop after this iteration (time budget spent): evaluate it ----
+            if self.stop_reason is not None and not evaluating:
+                evaluating = True
+                if status := watch.check():
+                    self._diverged(t, status, callbacks)
+                    break
             # ---- evaluate the global average model ----
             if evaluating:
                 row = self._evaluate(t, losses, participants)
                 for cb in callbacks:
                     cb.on_eval(row)
+                if self.stop_reason is not None:  # asked in on_step or, at this row, in on_eval
+                    row["stop"] = self.stop_reason
                 self.rows.append(row)
             for cb in callbacks:  # a checkpoint taken here holds iteration t complete
                 cb.after_iteration(t)
+            if self.stop_reason is not None:
+                break
         state = self.engine.global_state(self._global_weights(participants))
-        extras = {"status": self.rows[-1].get("status", "ok") if self.rows else "ok"}
+        extras = {"status": self.rows[-1].get("status", "ok") if self.rows else "ok", "stop": self.stop_reason}
         return SimulationResult(state, pd.DataFrame(self.rows), tree, cfg, extras)
+
+    def stop(self, reason: str) -> None:
+        """For callbacks (``on_step``, ``on_eval``): end the run after this iteration, evaluated,
+        its row saying ``reason`` (the first given) in column ``stop``."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def _diverged(self, t: int, status: str, callbacks: Sequence[Callback]) -> None:
+        """The last row of a run stopped on a non-finite loss: its status, no evaluation."""
+        log.warning("%s", status)
+        row = {"iteration": t, "worker_loss": float("nan"), "status": status}
+        for cb in callbacks:
+            cb.on_eval(row)
+        self.rows.append(row)
 
     # ---- checkpoints: everything needed to continue after iteration t ----
     def state_dict(self) -> dict[str, Any]:
         return {
             "t": self.t,
             "engine": self.engine.state_dict(),
-            "sampler": self.sampler.generator.get_state(),
-            "augment": None if self.sampler.augment is None else self.sampler.augment.generator.get_state(),
+            **self.sampler.get_state(),  # "sampler" and "augment"
             "participation_rng": _json_safe(self.participation_rng.bit_generator.state),
             "participants": None if self.participants is None else torch.as_tensor(self.participants),
             "rows": [dict(r) for r in self.rows],
@@ -312,9 +328,7 @@ class HSGDRun:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.t = int(state["t"])
         self.engine.load_state_dict(state["engine"])
-        self.sampler.generator.set_state(state["sampler"])
-        if self.sampler.augment is not None:
-            self.sampler.augment.generator.set_state(state["augment"])
+        self.sampler.set_state(state)
         self.participation_rng.bit_generator.state = _from_json_safe(state["participation_rng"])
         p = state["participants"]
         self.participants = None if p is None else p.numpy().astype(bool)

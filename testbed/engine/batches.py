@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from testbed.engine.augment import CropFlip, CropFlipSampler
+from testbed.engine.augment import CropFlip, make_augment
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,13 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 class MinibatchSampler:
     """Draws a Batch per step from its own torch.Generator (CPU, so every device agrees);
-    ``augment`` adds augmentation draws from another."""
+    ``augment`` (:data:`testbed.engine.augment.AUGMENTS`) adds draws from another, seeded
+    with ``augment_seed``."""
 
-    def __init__(self, data: WorkerData, batch_size: int | None, seed: int, augment: CropFlipSampler | None = None):
+    def __init__(self, data: WorkerData, batch_size: int | None, seed: int, augment: str = "none", augment_seed: int = 0):
         self.data = data
         self.batch_size = batch_size
-        self.augment = augment
+        self.augment = make_augment(augment, data.x, augment_seed)
         self.generator = torch.Generator().manual_seed(seed)
         counts = data.counts.cpu()
         self._counts = counts
@@ -94,6 +95,15 @@ class MinibatchSampler:
             index = self._offsets[:, None] + torch.minimum(local, counts[:, None] - 1)
             weight = valid.float() / counts[:, None].float()
             self._full = Batch(index.to(data.x.device), weight.to(data.x.device), padded=not bool(valid.all()))
+
+    def get_state(self) -> dict[str, torch.Tensor | None]:
+        """The generators' states, for checkpoints."""
+        return {"sampler": self.generator.get_state(), "augment": self.augment and self.augment.generator.get_state()}
+
+    def set_state(self, state: dict[str, torch.Tensor | None]) -> None:
+        self.generator.set_state(state["sampler"])
+        if self.augment is not None:
+            self.augment.generator.set_state(state["augment"])
 
     @property
     def equal_sizes(self) -> bool:

@@ -57,6 +57,8 @@ class Checkpointer(Callback):
         assert self.run is not None
         if t % self.round or t - self.last_t < self.every or t >= self.run.config.iterations:
             return
+        if self.run.stop_reason is not None:  # the last iteration (budget, target): the run folder takes over
+            return
         state = {"run": self.run.state_dict(), "callbacks": {k: cb.state_dict() for k, cb in self.stateful.items()}}
         buffer = io.BytesIO()
         torch.save(state, buffer)

@@ -50,6 +50,10 @@ METRICS: tuple[Column, ...] = (
     Column("test_loss", "nats", "the global average model's cross-entropy on the test set", "a diverged row"),
     Column("test_acc", "fraction", "the global average model's accuracy on the test set (0..1)", "a diverged row"),
     Column("status", "", "'diverged: ...' on the row where a run stopped on a non-finite loss", "the run went on normally"),
+    Column("stop", "", "on a run's last row when a stopping rule ended it: budget (sim_time_s reached budget_s: "
+           "the accuracy at the budget) or target (test_acc reached target_acc with stop_at_target)",
+           "rows before a run's last, a run that ran all its iterations or diverged (the column is absent "
+           "when no run stopped this way)"),
     Column("div_global", "squared grad norm", "global divergence (9) at the global average model", "no probe at this row"),
     Column("div_up_l<k>", "squared grad norm", "upward divergence (7) of topology level k's groups", "no probe at this row"),
     Column("div_down_l<k>", "squared grad norm", "downward divergence (8) of level k, weighted mean over its servers", "no probe at this row"),

@@ -85,6 +85,13 @@ class ExperimentConfig:
     """Evaluate the global average model every this many iterations (a metrics row)."""
     target_acc: float = 0.8
     """Test accuracy whose first crossing the time-to-target table reports."""
+    budget_s: float = 0.0
+    """Simulated wall-clock budget in seconds (0 = off): every algorithm stops at the first
+    iteration whose sim_time_s reaches it, evaluated there (column stop = budget), so all
+    curves end within one iteration of the budget and the report gives accuracy at equal
+    time; iterations stays an upper bound (set it high enough for the fastest algorithm)."""
+    stop_at_target: bool = False
+    """Stop each algorithm at its first evaluation with test_acc >= target_acc (column stop = target)."""
     compute_ms: float = -1.0
     """Per-iteration compute time per worker: -1 = the topology's node values, 0 = measure
     once on the device, > 0 = this many ms for every worker."""
@@ -182,6 +189,8 @@ class ExperimentConfig:
             raise ValueError(f"participation: must be in (0, 1], got {self.participation!r}")
         if not 0 < self.target_acc <= 1:
             raise ValueError(f"target_acc: must be in (0, 1], got {self.target_acc!r}")
+        if not 0 <= self.budget_s < math.inf:
+            raise ValueError(f"budget_s: must be a finite number of simulated seconds >= 0 (0 = off), got {self.budget_s!r}")
         choices = {"augment": AUGMENTS, "weighting": WEIGHTINGS, "events": EVENT_RECORDS, "precision": PRECISIONS, "engine": ("batched", "loop")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

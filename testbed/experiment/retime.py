@@ -52,6 +52,10 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     if not isinstance(info["algorithms"], list) or not all(isinstance(a, dict) and "spec" in a for a in info["algorithms"]):
         raise ValueError(f"{run_dir / 'config.json'}: 'algorithms' must be a list of objects with a 'spec'; {RUN_FOLDER}")
     old = ExperimentConfig.from_saved(info["config"], where=f"{run_dir / 'config.json'}")
+    if old.budget_s:  # the clock decided where each algorithm stopped: another network would stop elsewhere
+        raise ValueError(f"{run_dir / 'config.json'}: budget_s={old.budget_s:g} stopped every algorithm when its "
+                         f"simulated time reached the budget, so how far it trained depends on the network; a re-time "
+                         f"cannot re-price that without retraining: run the experiment again on the new network")
     traces = {**old.trace_overrides, **(trace_overrides or {})}
     trained = info["algorithms"]  # as resolved on the trained topology ('auto' expanded there)
     config = dataclasses.replace(old, topology=topology or old.topology, traces=tuple(f"{k}={v}" for k, v in traces.items()),

@@ -30,6 +30,7 @@ from testbed.experiment.keys import in_config_terms
 from testbed.experiment.placement import federate
 from testbed.experiment.progress import Progress
 from testbed.experiment.smoke import shrink_config, shrink_dataset
+from testbed.experiment.stopping import check_stop_at_target, short_of_budget, stopping_callbacks
 from testbed.experiment import rundir
 from testbed.engine.augment import check_augment
 from testbed.experiment.modelcost import measure_compute_ms, model_bytes, model_shape
@@ -107,6 +108,7 @@ def prepare(config: ExperimentConfig) -> Setup:
     except ValueError as err:  # the data layer names its own arguments; answer in config keys
         raise type(err)(in_config_terms(str(err), config.dataset)) from None
     dataset = shrink_dataset(dataset)
+    check_stop_at_target(config.stop_at_target, dataset.x_test is not None, config.dataset)
     model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
     check_augment(config.augment, dataset.input_shape)
     device = resolve_device(config.device)
@@ -235,7 +237,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
 
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
     timer = NetworkTimer(clock)
-    callbacks: list[Callback] = [timer]
+    callbacks: list[Callback] = [timer, *stopping_callbacks(clock, cfg.budget_s, cfg.stop_at_target, cfg.target_acc)]
     stateful: dict[str, Any] = {"timer": timer}
     if cfg.divergence_every:
         from testbed.theory.probe import DivergenceProbe
@@ -256,7 +258,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         if cfg.checkpoint_every:
             callbacks.append(Checkpointer(checkpoint, cfg.checkpoint_every, stateful))
     if progress:
-        callbacks.append(Progress(f"{algorithm.label} seed {seed}", cfg.iterations))
+        callbacks.append(Progress(f"{algorithm.label} seed {seed}", cfg.iterations, cfg.budget_s))
     started = time.monotonic()
     result = testbed.simulate(
         model, federated, algorithm.tree, iterations=cfg.iterations, lr=cfg.lr,
@@ -267,6 +269,8 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     )
     log.info("%s seed %d: %.1f s host time", algorithm.label, seed, time.monotonic() - started)
     rows = result.metrics
+    if short := short_of_budget(rows, cfg.budget_s):
+        log.warning("%s seed %d: %s", algorithm.label, seed, short)
     for col in ("test_acc", "test_loss"):  # a run that diverged before its first evaluation has none yet
         if setup.dataset.x_test is not None and col not in rows:
             rows[col] = float("nan")

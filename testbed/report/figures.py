@@ -66,13 +66,14 @@ def log_x_buttons() -> list[dict]:
 
 def accuracy_figure(
     bands: Mapping[str, Band], *, x_title: str, baselines: Sequence[str] = (), target: float | None = None,
-    colors: Mapping[str, str] | None = None, x_unit: str = "", log_x: bool = False,
+    colors: Mapping[str, str] | None = None, x_unit: str = "", log_x: bool = False, budget_s: float | None = None,
 ) -> go.Figure:
     """Mean test accuracy per algorithm with a min-max band over seeds (step curves).
 
     Local SGD baselines are dashed so the H-SGD curves stand out between them. ``x_unit``
     goes into hover labels ("s"; "" for iterations); ``log_x`` starts on a log x axis (a
-    button switches either way).
+    button switches either way). ``budget_s``: a vertical line where every run was stopped
+    (a time axis only).
     """
     fig = go.Figure()
     for i, (label, b) in enumerate(bands.items()):
@@ -100,6 +101,9 @@ def accuracy_figure(
     if target is not None:
         fig.add_hline(y=target, line=dict(color="#555", width=1, dash="dot"),
                       annotation_text=f"target {target:.0%}", annotation_position="bottom right")  # fmt: skip
+    if budget_s is not None:
+        fig.add_vline(x=budget_s, line=dict(color="#555", width=1, dash="dot"),
+                      annotation_text=f"budget {budget_s:g} s", annotation_position="top left")  # fmt: skip
     fig.update_layout(**LAYOUT, height=460, hovermode="closest", legend=dict(orientation="h", y=-0.18),
                       updatemenus=log_x_buttons())  # fmt: skip
     fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear")

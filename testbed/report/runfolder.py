@@ -90,6 +90,12 @@ class RunFolder:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     @property
+    def budget_s(self) -> float | None:
+        """The simulated time budget every algorithm ran to (None: no budget)."""
+        value = self.config.get("budget_s")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+    @property
     def comm_columns(self) -> tuple[str, ...]:
         """The ``comm_<tier>_s`` columns, top tier first (metrics.csv's order)."""
         return tuple(c for c in self.metrics.columns if COMM_COLUMN.match(c))

@@ -20,7 +20,7 @@ from testbed.experiment.config import saved_tcp_model
 from testbed.report.caveats import caveats
 from testbed.report.curves import seed_band
 from testbed.report.figures import accuracy_figure, breakdown_figure, family_colors, trace_ecdf_figure
-from testbed.report.markup import esc, figure_html, fmt_number, html_table
+from testbed.report.markup import esc, figure_html, fmt_number, fmt_seconds, html_table
 from testbed.report.runfolder import EVENTS_FILE, TOPOLOGY_FILE, TRACES_DIR, RunFolder
 from testbed.report.tables import (
     aggregation_html,
@@ -86,7 +86,7 @@ def algorithm_colors(run: RunFolder) -> dict[str, str]:
 def accuracy_time_section(run: RunFolder) -> Section:
     bands = {a.label: seed_band(run.curves(a.label), "sim_time_s") for a in run.algorithms}
     fig = accuracy_figure(bands, x_title="simulated wall-clock (s)", baselines=_baselines(run), target=run.target_acc,
-                          colors=algorithm_colors(run), x_unit="s")
+                          colors=algorithm_colors(run), x_unit="s", budget_s=run.budget_s)
     return Section("accuracy-time", "Test accuracy vs simulated wall-clock", _band_note(run) + figure_html(fig, "accuracy-time"))
 
 
@@ -109,9 +109,15 @@ def target_section(run: RunFolder) -> Section:
         "A speed-up is the baseline's time divided by the algorithm's (mean curves); "
         "when a baseline never reaches the target its last time gives a lower bound (&gt;).</p>"
     )
+    if run.budget_s:
+        note += (f'<p class="note">Every algorithm ran until {esc(fmt_seconds(run.budget_s))} of simulated time '
+                 "(budget_s), stopping at the first iteration that reached it: accuracy at the budget is each seed's "
+                 "last evaluation there, or where it stopped sooner (at its target, or out of iterations: "
+                 "&ldquo;ended at&rdquo;).</p>")
     if not baselines:
         note += message("No local SGD baseline among the algorithms (none has is_local_sgd), so no speed-ups.")
-    return Section("time-to-target", title, note + target_html(run_target_table(run, target), target, baselines))
+    return Section("time-to-target", title,
+                   note + target_html(run_target_table(run, target), target, baselines, run.budget_s))
 
 
 def breakdown_section(run: RunFolder) -> Section:

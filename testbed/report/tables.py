@@ -30,6 +30,17 @@ class Speedup:
 
 
 @dataclass(frozen=True)
+class SeedEnd:
+    """Where one seed's run ended: its last row's accuracy and simulated time. Under a time
+    budget that row is the accuracy at the budget (a run that stopped sooner, at its
+    target or its last iteration, keeps its model until then)."""
+
+    seed: int
+    acc: float | None  # None: the run diverged
+    time_s: float
+
+
+@dataclass(frozen=True)
 class TargetRow:
     label: str
     time_s: float | None  # first simulated time the mean curve reaches the target
@@ -38,6 +49,7 @@ class TargetRow:
     end_time_s: float | None  # the mean curve's last simulated time
     speedups: tuple[Speedup, ...]
     seed_times_s: tuple[tuple[int, float | None], ...] = ()  # (seed, its own first crossing or None)
+    seed_ends: tuple[SeedEnd, ...] = ()  # with a time budget: each seed's accuracy at it
 
     @property
     def spread(self) -> tuple[float, float, float, int] | None:
@@ -115,12 +127,23 @@ def seed_crossings(per_seed: Mapping[int, pd.DataFrame], target: float) -> tuple
                  for seed, g in sorted(per_seed.items()))
 
 
+def seed_ends(per_seed: Mapping[int, pd.DataFrame]) -> tuple[SeedEnd, ...]:
+    """Each seed's last row: its accuracy (None when not finite) and simulated time."""
+    ends = []
+    for seed, g in sorted(per_seed.items()):
+        acc = float(g["test_acc"].iloc[-1])
+        ends.append(SeedEnd(seed, acc if np.isfinite(acc) else None, float(g["sim_time_s"].iloc[-1])))
+    return tuple(ends)
+
+
 def run_target_table(run: RunFolder, target: float) -> tuple[TargetRow, ...]:
     by_time = {a.label: seed_band(run.curves(a.label), "sim_time_s") for a in run.algorithms}
     by_iter = {a.label: seed_band(run.curves(a.label), "iteration") for a in run.algorithms}
     baselines = [a.label for a in run.algorithms if a.is_local_sgd]
     rows = target_table(by_time, by_iter, baselines, target)
-    return tuple(dataclasses.replace(r, seed_times_s=seed_crossings(run.curves(r.label), target)) for r in rows)
+    return tuple(dataclasses.replace(r, seed_times_s=seed_crossings(run.curves(r.label), target),
+                                     seed_ends=seed_ends(run.curves(r.label)) if run.budget_s else ())
+                 for r in rows)
 
 
 def spread_text(row: TargetRow) -> str:
@@ -140,9 +163,28 @@ def seeds_text(row: TargetRow) -> str:
     return "; ".join(f"{seed}: {fmt_seconds(t) if t is not None else 'not reached'}" for seed, t in row.seed_times_s)
 
 
-def target_html(rows: Sequence[TargetRow], target: float, baselines: Sequence[str]) -> str:
+def budget_text(ends: Sequence[SeedEnd], budget_s: float) -> str:
+    """Accuracy at the budget over seeds, e.g. '0.854 (0.849–0.861)', '0.85, 1 of 2 seeds
+    ended at 12 s', '0.85, 1 of 2 seeds diverged'; '—' without seeds."""
+    accs = [e.acc for e in ends if e.acc is not None]
+    if not accs:
+        return "diverged" if ends else "—"
+    median = float(np.median(accs))
+    text = f"{median:.3f} ({min(accs):.3f}–{max(accs):.3f})" if len(accs) > 1 else f"{median:.3f}"
+    short = [e for e in ends if e.acc is not None and e.time_s < budget_s]
+    if short:
+        text += f", {len(short)} of {len(ends)} seeds ended at {fmt_seconds(min(e.time_s for e in short))}"
+    if len(accs) < len(ends):
+        text += f", {len(ends) - len(accs)} of {len(ends)} seeds diverged"
+    return text
+
+
+def target_html(rows: Sequence[TargetRow], target: float, baselines: Sequence[str], budget_s: float | None = None) -> str:
+    """The time-to-target table; with ``budget_s``, a column of accuracy at the budget."""
     headers = ["algorithm", f"time to {target:.0%} (mean curve)", "per seed: median (min–max)", "each seed's crossing",
                "iterations to target", "final acc", "end time"]
+    if budget_s:
+        headers.append(f"acc at budget {fmt_seconds(budget_s)}: median (min–max)")
     headers += [f"speed-up vs {b}" for b in baselines]
     body = [
         [
@@ -153,6 +195,7 @@ def target_html(rows: Sequence[TargetRow], target: float, baselines: Sequence[st
             fmt_number(r.iteration) if r.iteration is not None else "not reached",
             f"{r.final_acc:.3f}" if r.final_acc is not None else "—",
             fmt_seconds(r.end_time_s),
+            *([budget_text(r.seed_ends, budget_s)] if budget_s else []),
             *(speedup_text(s) for s in r.speedups),
         ]
         for r in rows

@@ -57,7 +57,7 @@ def test_draws_are_a_function_of_the_seed_and_cover_every_crop():
 def test_augmentation_draws_leave_the_minibatch_indices_alone():
     data = WorkerData.stack(images(3), CPU)
     plain = MinibatchSampler(data, 4, seed=2)
-    augmented = MinibatchSampler(data, 4, seed=2, augment=CropFlipSampler(data.x, seed=9))
+    augmented = MinibatchSampler(data, 4, seed=2, augment="crop_flip", augment_seed=9)
     for _ in range(3):
         p, a = plain.next(), augmented.next()
         assert torch.equal(p.index, a.index) and p.augment is None and a.augment.flip.shape == (3, 4)
