@@ -9,13 +9,18 @@ PRESET ?= quick
 SET    ?=
 REPORTS ?= reports
 RUN    ?= $(REPORTS)/$(or $(TOPO),edge3level)/latest
+GRID   ?=
+JOBS   ?=
+EXECUTOR ?= local
+SLURM  ?=
+NPROC  ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install experiment report retime compare test test-slow bench peers browser clean
+.PHONY: help install experiment experiment-dist report retime compare sweep test test-slow bench peers browser clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: TOPO=$(or $(TOPO),<the preset's>) PRESET=$(PRESET) SET=\"key=value ...\" RUN=$(RUN) TRACE=\"NAME=path.csv ...\" RESUME=run-folder RUNS=\"run run ...\" BENCH_ARGS=--quick"
+	@echo "  variables: TOPO=$(or $(TOPO),<the preset's>) PRESET=$(PRESET) SET=\"key=value ...\" RUN=$(RUN) TRACE=\"NAME=path.csv ...\" RESUME=run-folder NPROC=$(NPROC) RUNS=\"run run ...\" GRID=\"key=a|b ...\" JOBS=K EXECUTOR=local|submitit-local|slurm SLURM=\"key=value ...\" BENCH_ARGS=--quick"
 
 install: $(STAMP)  ## create .venv and install the package with its dev extra
 
@@ -33,6 +38,14 @@ else
 	$(BIN)/testbed experiment $(if $(TOPO),--topo $(TOPO)) --preset $(PRESET) --reports $(REPORTS) $(foreach s,$(SET),--set $(s))
 endif
 
+# torchrun on this machine (--standalone: a free port); several machines: see README "Several GPUs and machines"
+experiment-dist: $(STAMP)  ## experiment on NPROC processes (default 2; a GPU each with CUDA, else gloo on the CPU); TOPO, PRESET, SET, RESUME as for experiment
+ifdef RESUME
+	$(BIN)/torchrun --standalone --nproc-per-node $(NPROC) -m testbed experiment --resume $(RESUME) $(if $(TOPO),--topo $(TOPO)) $(foreach s,$(SET),--set $(s))
+else
+	$(BIN)/torchrun --standalone --nproc-per-node $(NPROC) -m testbed experiment $(if $(TOPO),--topo $(TOPO)) --preset $(PRESET) --reports $(REPORTS) $(foreach s,$(SET),--set $(s))
+endif
+
 report: $(STAMP)  ## rebuild report.html of RUN (default: the latest run on TOPO)
 	$(BIN)/testbed report $(RUN)
 
@@ -41,6 +54,9 @@ compare: $(STAMP)  ## one report over several run folders, RUNS="reports/a repor
 
 retime: $(STAMP)  ## re-price RUN under TRACE="NAME=path.csv ..." (and network keys, SET="tcp_model=fluid") without retraining
 	$(BIN)/testbed retime $(RUN) $(foreach t,$(TRACE),--trace $(t)) $(foreach s,$(SET),--set $(s))
+
+sweep: $(STAMP)  ## a grid of runs, GRID="lr=0.05|0.1 seeds=0|1" (with TOPO, PRESET, SET): JOBS=K at a time here, or EXECUTOR=slurm SLURM="timeout_min=120 ..."; the same command resumes
+	$(BIN)/testbed sweep $(if $(TOPO),--topo $(TOPO)) --preset $(PRESET) --reports $(REPORTS) $(foreach s,$(SET),--set $(s)) $(foreach g,$(GRID),--grid '$(g)') $(if $(JOBS),--jobs $(JOBS)) --executor $(EXECUTOR) $(foreach s,$(SLURM),--slurm $(s))
 
 test: $(STAMP) browser  ## run the test suite (slow tests excluded; installs chromium for the report test)
 	$(BIN)/pytest -q

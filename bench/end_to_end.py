@@ -39,8 +39,8 @@ from testbed.experiment.progress import Progress
 from testbed.experiment.runner import NetworkTimer
 from testbed.net import NetworkClock, load_topology
 from testbed.net.builders import hierarchy_graph
-from testbed.simulate import HSGDRun, TrainConfig, per_sample_cross_entropy, resolve_device
-from testbed.tree import AggregationTree
+from testbed.device import resolve_device
+from testbed.simulate import HSGDRun, TrainConfig, per_sample_cross_entropy
 
 MOMENTUM, LR = 0.9, 0.01
 LINK = {"latency_ms": 10.0, "up_mbps": 100.0, "down_mbps": 100.0}
@@ -84,9 +84,8 @@ def simulation(case: Case, device: torch.device, precision: str = "fp32") -> HSG
     topo = topology(case)
     config = TrainConfig(case.periods[0], LR, case.b, MOMENTUM, eval_every=case.periods[0], train_eval_samples=0,
                          precision=precision)
-    tree = AggregationTree(topo.nested_tree, topo.periods)
     data = WorkerData.stack(worker_pairs(case), device)
-    return HSGDRun(model_for(case), data, tree, config, per_sample_cross_entropy, BatchedEngine, device, None)
+    return HSGDRun(model_for(case), data, topo.tree, config, per_sample_cross_entropy, BatchedEngine, device, None)
 
 
 def experiment_callbacks(case: Case, topo, model_bytes: int) -> list:

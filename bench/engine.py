@@ -26,7 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from common import device_name, interleaved_rates, median_ratio, save_results, sync, table, timing_parser
 from testbed.engine import BatchedEngine, LoopEngine, MinibatchSampler, WorkerData
 from testbed.models import build_model
-from testbed.simulate import per_sample_cross_entropy, resolve_device
+from testbed.device import resolve_device
+from testbed.simulate import per_sample_cross_entropy
 
 MOMENTUM = 0.9
 

@@ -96,7 +96,7 @@ def event_layer(n_workers: int, rounds: int, clock_engine: str) -> dict:
     iterations = rounds * PERIODS[2]
     start = time.perf_counter()
     testbed.simulate(
-        model, fed, topo.nested_tree, topo.periods, iterations=iterations, lr=0.05, batch_size=10,
+        model, fed, topo.tree, iterations=iterations, lr=0.05, batch_size=10,
         eval_every=max(1, iterations // 20), seed=0, device="cpu", callbacks=[timer],
     )  # fmt: skip
     total = time.perf_counter() - start

@@ -1,4 +1,5 @@
-"""Run every benchmark in turn (what `make bench` does): engine, end to end, then network.
+"""Run every benchmark in turn (what `make bench` does): engine, end to end, network, then
+distributed (1 process x 2 threads vs 2 processes x 1 thread; on the CPU, gloo).
 
     python bench/run_all.py [--quick] [--device auto]
 
@@ -27,7 +28,7 @@ def main() -> int:
     args = parser.parse_args()
     quick = ["--quick"] if args.quick or smoke_enabled() else []
     runs = [["engine.py", "--device", args.device, *quick], ["end_to_end.py", "--device", args.device, *quick],
-            ["network.py", *quick]]
+            ["network.py", *quick], ["distributed.py", *quick]]
     for script, *script_args in runs:
         print(f"== {script} {' '.join(script_args)}", flush=True)
         done = subprocess.run([sys.executable, str(HERE / script), *script_args], cwd=HERE)

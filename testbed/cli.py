@@ -47,8 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    world = None
     try:
+        world = launched_world(args.command)
         return int(args.func(args) or 0)
+    except RuntimeError as err:
+        from testbed.engine.world import RankLost, lost_message
+
+        if world is None or not isinstance(err, RankLost):
+            raise
+        from testbed.experiment.distributed import resume_hint
+
+        # torchrun: another rank stopped (a collective failed, or torchrun's SIGTERM)
+        print(f"testbed {args.command}: error: {one_line(lost_message(world, err, resume_hint(world)))}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
         print(f"testbed {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
@@ -60,7 +72,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def one_line(err: BaseException) -> str:
+def launched_world(command: str):
+    """Under torchrun: join the process group (other ranks then print only warnings and
+    errors); None in a plain process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # torchrun sets it; a plain process has none
+        return None
+    if command != "experiment":
+        raise ValueError(f"torchrun launches `testbed experiment` only; run `testbed {command}` as one process")
+    from testbed.engine import world
+
+    joined = world.init()
+    if not joined.primary:  # rank 0 speaks for the run; the others only report problems
+        logging.getLogger().setLevel(logging.WARNING)
+        sys.stdout = open(os.devnull, "w")
+    return joined
+
+
+def one_line(err: BaseException | str) -> str:
     """The message of a refusal on one line (a file name may hold a newline)."""
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
         text = f"{err.filename}: {err.strerror}"

@@ -41,9 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from testbed.device import resolve_device
 from testbed.engine import ENGINES, MinibatchSampler, WorkerData, plan_aggregation, sample_participants, subtree_weights
 from testbed.engine.aggregation import WEIGHTINGS
 from testbed.engine.nonfinite import NonFiniteWatch
+from testbed.engine.augment import check_augment
 from testbed.engine.precision import check_precision
 from testbed.evaluation import evaluate, train_sample
 from testbed.tree import AggregationTree, NestedTree, PeriodSpec, Server
@@ -66,27 +68,31 @@ class TrainConfig:
     seed: int = 0
     train_eval_samples: int = 2048  # training samples (the same number per worker, drawn once) for global_train_loss; 0: off
     precision: str = "fp32"  # forward/backward dtype: fp32, bf16 or fp16 (state stays fp32)
-    augment: str = "none"  # none, or crop_flip: the paper code's random flip and crop (checked by the sampler)
+    augment: str = "none"  # training images: none, or crop_flip (the paper code's random flip and crop)
 
     def __post_init__(self):
+        # the one check of these keys: ExperimentConfig.train_config() builds this too
         _check_int("iterations", self.iterations, minimum=1)
-        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr!r}")
+        if not math.isfinite(self.lr):
+            raise ValueError(f"lr: must be finite, got {self.lr!r}")
         if self.batch_size is not None:
             _check_int("batch_size", self.batch_size, minimum=1)
         if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+            raise ValueError(f"momentum: must be in [0, 1), got {self.momentum!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay: must be >= 0, got {self.weight_decay!r}")
         if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+            raise ValueError(f"weighting: must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
         if not 0.0 < self.participation <= 1.0:
-            raise ValueError(f"participation must be in (0, 1], got {self.participation!r}")
+            raise ValueError(f"participation: must be in (0, 1], got {self.participation!r}")
         if self.eval_every is not None:
             _check_int("eval_every", self.eval_every, minimum=1)
         _check_int("seed", self.seed, minimum=0)
         _check_int("train_eval_samples", self.train_eval_samples, minimum=0)
         check_precision(self.precision)
+        check_augment(self.augment)
 
     @property
     def eval_interval(self) -> int:
@@ -139,7 +145,7 @@ def simulate(
     eval_every: int | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
-    engine: str = "batched",
+    engine: str | Callable[..., Any] = "batched",
     callbacks: Sequence[Callback] = (),
     resume: dict[str, Any] | None = None,
     network: Any = None,
@@ -162,6 +168,7 @@ def simulate(
     (None: the topology's). Adds sim_time_s and its breakdown to ``metrics``, and ``events``.
     ``train_eval_samples``: training samples for ``global_train_loss`` (0: not measured).
     ``precision``: bf16 or fp16 forward and backward; weights, momentum, averages stay fp32.
+    ``engine``: 'batched', 'loop' or an engine class (torchrun: ``engine.distributed.sharded``).
     """
     config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed,
                          train_eval_samples, precision, augment)
@@ -188,11 +195,11 @@ def simulate(
         eval_data = getattr(worker_data, "test_data", None)
     if len(pairs) != tree.n_workers:
         raise ValueError(f"worker_data has {len(pairs)} workers but the tree has {tree.n_workers}")
-    if engine not in ENGINES:
+    if isinstance(engine, str) and engine not in ENGINES:
         raise ValueError(f"engine must be one of {sorted(ENGINES)}, got {engine!r}")
     dev = resolve_device(device)
     data = WorkerData.stack(pairs, dev)
-    run = HSGDRun(model, data, tree, config, loss or per_sample_cross_entropy, ENGINES[engine], dev, eval_data)
+    run = HSGDRun(model, data, tree, config, loss or per_sample_cross_entropy, ENGINES.get(engine, engine), dev, eval_data)
     result = run.run(callbacks, resume)
     if pricing is not None:
         result.events = pricing.events()
@@ -343,6 +350,8 @@ class HSGDRun:
         w = torch.as_tensor(weights, dtype=losses.dtype, device=losses.device)
         row: dict[str, Any] = {"iteration": t, "worker_loss": float((torch.where(active, losses, 0) * w).sum())}
         model = self._model_with(self.engine.global_state(weights))
+        if not getattr(self.engine, "primary", True):  # a torchrun rank other than 0: rank 0 evaluates
+            return row
         if self.train_sample is not None:
             row["global_train_loss"] = self._global_train_loss(model)
         if self.eval_data is not None:
@@ -388,15 +397,8 @@ def per_sample_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torc
     return F.cross_entropy(output, target, reduction="none")
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"device: {err}; use 'auto', 'cpu' or 'cuda[:k]'") from None
-
-
 def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}: must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be {'> 0' if minimum == 1 else f'>= {minimum}'}, got {value!r}")

@@ -115,8 +115,12 @@ class AggregationTree:
         aggregate too (periods are multiples), so these subtrees are disjoint."""
         return [s for s in self.aggregating(t) if s.parent is None or t % self.servers[s.parent].period]
 
+    def as_nested(self) -> list:
+        """The tree as nested lists of worker indices: the form this class takes (and JSON holds)."""
+        return _thaw(self.nested)
+
     def __repr__(self) -> str:
-        return f"AggregationTree({_thaw(self.nested)!r}, periods={self.periods!r})"
+        return f"AggregationTree({self.as_nested()!r}, periods={self.periods!r})"
 
 
 def _freeze(node: NestedTree) -> tuple | int:

@@ -29,8 +29,8 @@ def installed():
 def test_help_is_the_default_target(installed):
     out = make()
     assert out.returncode == 0, out.stderr
-    for target in ("install", "experiment", "report", "retime", "compare", "test", "test-slow", "bench", "peers", "browser",
-                   "clean", "netval"):
+    for target in ("install", "experiment", "experiment-dist", "report", "retime", "compare", "sweep", "test", "test-slow",
+                   "bench", "peers", "browser", "clean", "netval"):
         assert f"make {target}" in out.stdout
 
 
@@ -74,6 +74,14 @@ def test_bench_runs_on_a_tiny_budget(installed):
     out = make("bench", "BENCH_ARGS=--quick", timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "batched/loop" in out.stdout and "simulate/engine" in out.stdout
+    assert "2x1 samples/s" in out.stdout and "bytes/min" in out.stdout
+
+
+def test_experiment_dist_trains_on_two_processes(installed, tmp_path):
+    out = make("experiment-dist", "NPROC=2", "TOPO=star", f"REPORTS={tmp_path}", f"SET={TINY} device=cpu")
+    assert out.returncode == 0, out.stderr[-2000:]
+    reports = [line for line in out.stdout.splitlines() if line.startswith("report: ")]
+    assert len(reports) == 1 and Path(reports[0].removeprefix("report: ")).is_file()  # rank 0 alone writes and speaks
 
 
 def test_peers_target_installs_flower_in_its_own_venv(installed):

@@ -27,6 +27,9 @@ README = REPO / "README.md"
 NOT_RUN = {
     "make test": "runs this very suite (it would recurse); tests/test_make_targets.py checks its wiring",
     "make test-slow": "runs the slow tests, tens of minutes; CI runs them on their own",
+    "make sweep TOPO=edge3level 'GRID=grouping=group-iid|group-noniid seeds=0|1|2' EXECUTOR=slurm "
+    "'SLURM=timeout_min=120 cpus_per_task=4 slurm_partition=cpu'":
+        "needs a Slurm cluster; the EXECUTOR=submitit-local line runs the same submission code here",
 }
 SLOW = {"make experiment PRESET=paper": "VGG-11 on CIFAR-10: minutes on a CPU even on the smoke budget"}
 # README placeholders for files a user has and a checkout does not: (file under the shared data, reason to skip)
@@ -68,7 +71,7 @@ def checkout(tmp_path_factory) -> Path:
         (root / name).symlink_to(REPO / name)
     bin_dir = root / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
-    for name, run in (("python", ""), ("testbed", "-m testbed"), ("pytest", "-m pytest")):
+    for name, run in (("python", ""), ("testbed", "-m testbed"), ("pytest", "-m pytest"), ("torchrun", "-m torch.distributed.run")):
         (bin_dir / name).write_text(f'#!/bin/sh\nexec "{sys.executable}" {run} "$@"\n')
         (bin_dir / name).chmod(0o755)
     (root / ".venv" / ".installed").touch()  # newer than pyproject.toml: make installs nothing

@@ -42,3 +42,11 @@ def test_top_aggregating_picks_the_highest_due_server_per_subtree():
 def test_bad_trees_are_refused_naming_the_argument(tree, periods, match):
     with pytest.raises(ValueError, match=match):
         AggregationTree(tree, periods)
+
+
+def test_as_nested_gives_back_the_lists_the_tree_was_built_from():
+    nested = [[[0, 1], [2]], [[3, 4], [5]]]
+    tree = AggregationTree(tuple(tuple(g) for g in nested), [12, 6, 2])  # tuples in, lists out
+    assert tree.as_nested() == nested
+    assert AggregationTree(tree.as_nested(), tree.periods).periods == tree.periods
+    assert AggregationTree([3, 1, 0, 2], [4]).as_nested() == [3, 1, 0, 2]  # tree order, not sorted

@@ -13,6 +13,7 @@ import torch
 
 from testbed.data.dataset import Dataset
 from testbed.data.partition import partition
+from testbed.device import resolve_device
 from testbed.data.summary import partition_summary
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def make_federated(
                 f"scheme: 'natural' needs writers, and dataset {ds.name!r} has none; pass writers="
             )
         partition_options["writers"] = ds.writers
-    dev = _device(device)
+    dev = resolve_device(device)
     # The partition's own Generator, derived from the seed alone, so the split is the same
     # whatever else the caller seeds.
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
@@ -95,12 +96,3 @@ def make_federated(
     fed = FederatedData(worker_data, test, ds.num_classes, ds.name, ds.input_shape, parts)
     logger.debug("%s split %s over %d workers (seed %d) on %s", ds.name, scheme, n_workers, seed, dev)
     return fed
-
-
-def _device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' ..., got {device!r}") from err

@@ -68,7 +68,7 @@ class CropFlipSampler:
 def check_augment(augment: str, sample_shape: tuple[int, ...] | None = None) -> None:
     """Refuse an unknown augmentation, or (shape given) crop_flip of samples that are not images."""
     if augment not in AUGMENTS:
-        raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+        raise ValueError(f"augment: must be one of {', '.join(AUGMENTS)}, got {augment!r}")
     if augment == "crop_flip" and sample_shape is not None and len(sample_shape) != 3:
         raise ValueError(f"augment: crop_flip needs image samples [C, H, W], got samples of shape {tuple(sample_shape)}")
 

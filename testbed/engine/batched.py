@@ -33,7 +33,8 @@ from torch.func import functional_call, grad, vmap
 
 from testbed.engine.aggregation import AggregationPlan
 from testbed.engine.batches import Batch, WorkerData, gather, to_device
-from testbed.engine.fused import FusedForward, GradSink, MemoryFormat, Unsupported
+from testbed.engine.fused import FusedForward, MemoryFormat, Unsupported
+from testbed.engine.linear import GradSink
 from testbed.engine.memory import MemoryNeed, activation_bytes_per_sample, check_state_fits, device_free_bytes, plan_chunk_workers
 from testbed.engine.precision import Precision, autocast, check_precision
 from testbed.engine.segments import Segments

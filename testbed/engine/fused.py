@@ -28,7 +28,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from testbed.engine.linear import batched_linear
+from testbed.engine.linear import GradSink, batched_linear
 
 Layout = Literal["worker", "grouped"]
 MemoryFormat = Literal["channels_last", "contiguous"]
@@ -55,17 +55,7 @@ class Context:
     params: Tensors
     buffers: Tensors
     memory_format: torch.memory_format
-    grad_sinks: dict[str, "GradSink"]
-
-
-@dataclass(frozen=True)
-class GradSink:
-    """Where the gradient of a linear weight goes instead of a fresh ``.grad`` tensor:
-    ``target <- beta * target + dL/dW`` inside the backward GEMM (e.g. the momentum
-    buffer with beta = momentum), which saves the gradient's write and re-read."""
-
-    target: torch.Tensor
-    beta: float
+    grad_sinks: dict[str, GradSink]
 
 
 # --------------------------------------------------------------------------- layouts

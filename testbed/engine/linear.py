@@ -5,21 +5,29 @@ A model with a large dense layer (femnist_cnn: 6.4M weights per worker) is bound
 memory traffic, not FLOPs: at b = 20 samples a worker's weight GEMMs do ~40 FLOPs per
 weight byte moved. Plain autograd writes a fresh gradient (page-faulting new memory on
 the CPU), then the optimizer reads it back to update the momentum. With a
-:class:`~testbed.engine.fused.GradSink` the backward GEMM computes
+:class:`GradSink` the backward GEMM computes
 ``momentum <- mu * momentum + x^T dy`` in place instead: two full passes over the
 weights fewer per step, and no gradient tensor at all.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 
 from testbed.engine.precision import compute_dtype
 
-if TYPE_CHECKING:
-    from testbed.engine.fused import GradSink
+
+@dataclass(frozen=True)
+class GradSink:
+    """Where the gradient of a linear weight goes instead of a fresh ``.grad`` tensor:
+    ``target <- beta * target + dL/dW`` inside the backward GEMM (e.g. the momentum
+    buffer with beta = momentum), which saves the gradient's write and re-read."""
+
+    target: torch.Tensor
+    beta: float
+
 
 
 def batched_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, sink: GradSink | None = None) -> torch.Tensor:

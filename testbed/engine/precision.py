@@ -22,7 +22,7 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ValueError(f"precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 def autocast(device: torch.device, precision: str) -> ContextManager:

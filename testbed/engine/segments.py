@@ -63,7 +63,11 @@ class Segments:
 
     def average_(self, t: torch.Tensor) -> None:
         """Replace every member's slice of ``t`` by its segment's average."""
-        avg = self.reduce(t)
+        self.write_(t, self.reduce(t))
+
+    def write_(self, t: torch.Tensor, avg: torch.Tensor) -> None:
+        """Replace every member's slice of ``t`` by its row of ``avg`` [n_segments, ...]
+        (the averages, reduced here or across processes)."""
         with torch.no_grad():
             if t[0].numel() >= _RUN_COPY_NUMEL and t.is_contiguous():
                 for a, b, k in self.runs:

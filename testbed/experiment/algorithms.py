@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from testbed.net.rules import MAX_PERIOD
 from testbed.tree import AggregationTree
 
 
@@ -39,39 +40,72 @@ class Algorithm:
         return self.tree.n_levels == 1
 
 
+USAGE = "use auto, local:P, hsgd, hsgd:P1,P2,... or hsgd:G,I@0,2"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The syntax of one algorithm spec; whether it fits a topology is :func:`resolve`'s to say."""
+
+    name: str  # 'auto', 'local' or 'hsgd'
+    periods: tuple[int, ...] = ()  # (): the topology's own
+    levels: tuple[int, ...] = ()  # topology server levels; (): the top len(periods) (local SGD: the cloud)
+
+
+def parse_spec(spec: str) -> Spec:
+    """Parse one spec; raises ValueError naming the spec and the rule."""
+    text = spec.strip()
+    if text in ("auto", "hsgd"):
+        return Spec(text)
+    name, sep, arg = text.partition(":")
+    if name not in ("local", "hsgd") or not sep:
+        raise ValueError(f"algorithms: {spec!r} is not an algorithm spec; {USAGE}")
+    period_text, at, level_text = arg.partition("@")
+    periods = _spec_ints(spec, "periods", period_text, 1, MAX_PERIOD)
+    if name == "local" and (at or len(periods) != 1):
+        raise ValueError(f"algorithms: {spec!r}: local SGD takes one period, local:P")
+    levels = _spec_ints(spec, "levels", level_text, 0, 99) if at else ()
+    return Spec(name, periods, (0,) if name == "local" else levels)
+
+
+def _spec_ints(spec: str, what: str, text: str, low: int, high: int) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isascii() and p.isdigit() and len(p) < 12 and low <= int(p) <= high for p in parts):
+        raise ValueError(
+            f"algorithms: {spec!r}: {what} must be comma-separated integers from {low} to {high:_}, "
+            f"got {text!r}; {USAGE}"
+        )
+    return tuple(int(p) for p in parts)
+
+
 def resolve(spec: str, topology_tree: AggregationTree) -> Algorithm:
     """Parse one spec against the topology's aggregation tree."""
-    name, _, arg = spec.strip().partition(":")
+    parsed = parse_spec(spec)
     levels_total = topology_tree.n_levels
-    if name == "local":
-        periods = _ints(spec, arg, count=1)
-        return _collapse(spec, f"local SGD P={periods[0]}", topology_tree, (0,), periods)
-    if name == "hsgd":
-        if not arg:
-            keep = spec_levels(spec, levels_total)
-            return _collapse(spec, "H-SGD " + _label_periods(topology_tree.periods), topology_tree, keep, None)
-        periods = _ints(spec, arg.partition("@")[0])
-        keep = spec_levels(spec, len(periods))
-        if len(keep) != len(periods):
-            raise ValueError(f"algorithm {spec!r}: {len(periods)} periods for {len(keep)} levels")
-        if keep[0] != 0 or list(keep) != sorted(set(keep)) or keep[-1] >= levels_total:
-            raise ValueError(
-                f"algorithm {spec!r}: levels must start at 0 (the cloud), increase, and be < {levels_total} "
-                f"(the topology's server levels)"
-            )
-        where = "" if keep == tuple(range(levels_total)) else " @ levels " + ",".join(map(str, keep))
-        return _collapse(spec, f"H-SGD ({','.join(map(str, periods))}){where}", topology_tree, keep, periods)
-    raise ValueError(f"algorithm {spec!r}: unknown; use local:P, hsgd, hsgd:P1,P2,... or hsgd:G,I@0,2")
+    if parsed.name == "local":
+        return _collapse(spec, f"local SGD P={parsed.periods[0]}", topology_tree, (0,), list(parsed.periods))
+    if parsed.name == "auto":
+        raise ValueError(f"algorithm {spec!r}: 'auto' names several algorithms; resolve_all expands it")
+    if not parsed.periods:
+        keep = tuple(range(levels_total))
+        return _collapse(spec, "H-SGD " + _label_periods(topology_tree.periods), topology_tree, keep, None)
+    periods = list(parsed.periods)
+    keep = parsed.levels or tuple(range(len(periods)))
+    if len(keep) != len(periods):
+        raise ValueError(f"algorithm {spec!r}: {len(periods)} periods for {len(keep)} levels")
+    if keep[0] != 0 or list(keep) != sorted(set(keep)) or keep[-1] >= levels_total:
+        raise ValueError(
+            f"algorithm {spec!r}: levels must start at 0 (the cloud), increase, and be < {levels_total} "
+            f"(the topology's server levels)"
+        )
+    where = "" if keep == tuple(range(levels_total)) else " @ levels " + ",".join(map(str, keep))
+    return _collapse(spec, f"H-SGD ({','.join(map(str, periods))}){where}", topology_tree, keep, periods)
 
 
 def spec_levels(spec: str, n_levels: int) -> tuple[int, ...]:
     """The topology server levels a spec aggregates at, given how many levels the
     algorithm has: ``local:P`` the cloud, ``...@0,2`` the listed ones, else the top ``n_levels``."""
-    name, _, arg = spec.strip().partition(":")
-    if name == "local":
-        return (0,)
-    level_text = arg.partition("@")[2]
-    return tuple(_ints(spec, level_text)) if level_text else tuple(range(n_levels))
+    return parse_spec(spec).levels or tuple(range(n_levels))
 
 
 def default_specs(topology_tree: AggregationTree) -> list[str]:
@@ -101,7 +135,7 @@ def _mark_same_schedules(algorithms: list[Algorithm]) -> list[Algorithm]:
     first: dict[str, Algorithm] = {}
     marked = []
     for a in algorithms:
-        key = repr((nested_tree(a.tree), a.tree.periods, a.server_topology_ids))
+        key = repr((a.tree.as_nested(), a.tree.periods, a.server_topology_ids))
         twin = first.setdefault(key, a)
         if twin is not a:
             a = dataclasses.replace(a, label=f"{a.label} (same schedule as {twin.label})", same_schedule_as=twin.spec)
@@ -113,22 +147,12 @@ def describe_algorithms(algorithms: list[Algorithm], topology) -> list[dict[str,
     """config.json's record of each algorithm as resolved on the topology."""
     return [
         {
-            "spec": a.spec, "label": a.label, "tree": nested_tree(a.tree), "periods": a.tree.periods,
+            "spec": a.spec, "label": a.label, "tree": a.tree.as_nested(), "periods": a.tree.periods,
             "server_nodes": [topology.server_nodes[i] for i in a.server_topology_ids],
             "is_local_sgd": a.is_local_sgd, "global_period": a.global_period, "same_schedule_as": a.same_schedule_as,
         }
         for a in algorithms
     ]
-
-
-def nested_tree(tree: AggregationTree) -> list:
-    """The tree as nested lists of worker ids (the form ``AggregationTree`` takes)."""
-
-    def rec(server_id: int):
-        s = tree.servers[server_id]
-        return [rec(c) for c in s.children] if s.children else list(s.workers)
-
-    return rec(0)
 
 
 def _collapse(spec: str, label: str, tree: AggregationTree, keep: tuple[int, ...], periods: list[int] | None) -> Algorithm:
@@ -150,16 +174,6 @@ def _collapse(spec: str, label: str, tree: AggregationTree, keep: tuple[int, ...
     except ValueError as err:
         raise ValueError(f"algorithm {spec!r}: {err}") from None
     return Algorithm(spec, label, algo_tree, tuple(s.id for s in kept))
-
-
-def _ints(spec: str, text: str, count: int | None = None) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise ValueError(f"algorithm {spec!r}: expected comma-separated integers, got {text!r}") from None
-    if count is not None and len(values) != count:
-        raise ValueError(f"algorithm {spec!r}: expected {count} integer(s), got {text!r}")
-    return values
 
 
 def _label_periods(periods: list[list[int]]) -> str:

@@ -1,4 +1,4 @@
-"""`testbed experiment` and `testbed retime`."""
+"""`testbed experiment`, `testbed config`, `testbed retime` and `testbed sweep`."""
 
 from __future__ import annotations
 
@@ -6,20 +6,16 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from testbed.device import device_count, resolve_device
 from testbed.experiment.config import PRESETS, ExperimentConfig, preset
 from testbed.experiment.configfile import read_config_file
+from testbed.experiment.sweep import EXECUTORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="train the configured algorithms on a topology and write a run folder + report")
-    p.add_argument("--topo", help="topology name under topologies/ or a path to a topology file "
-                   "(default: the preset's or config file's topology; the quick preset's is edge3level)")
+    add_config_arguments(p)
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run from its last checkpoints")
-    p.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default: quick)")
-    p.add_argument("--config", type=Path, metavar="FILE", help="config keys from a JSON or TOML file (applied over the preset, under --set)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable; lists comma-separated); `testbed config` lists every key")
-    p.add_argument("--reports", type=Path, default=Path("reports"), help="where run folders go (default: reports/)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
     p.set_defaults(func=run_experiment_command)
 
@@ -35,6 +31,36 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="price under other network settings: tcp_model, tcp_idle, tcp_* keys, window_kib, events (repeatable)")
     r.set_defaults(func=run_retime_command)
 
+    w = sub.add_parser("sweep", help="a grid of configs, each point a run folder; run here (--jobs K) or on Slurm; "
+                       "ends with one comparison report and a time-to-target CSV")
+    add_config_arguments(w)
+    w.add_argument("--grid", action="append", default=[], metavar="KEY=V1|V2",
+                   help="a key and the values to try, separated by '|'; each value as --set takes it (commas "
+                        "keep their meaning: 'algorithms=local:5,hsgd:50,5|local:10' is two values); repeatable")
+    w.add_argument("--grid-file", type=Path, metavar="FILE", help="grid keys from a JSON or TOML file: key = [values]")
+    w.add_argument("--out", type=Path, metavar="DIR",
+                   help="the sweep folder (default: <reports>/sweeps/<preset>-<keys>-<hash>); the same command resumes it")
+    w.add_argument("--jobs", type=int, default=None, metavar="K",
+                   help="points run at once on this machine, each with cores // K torch threads (default 1)")
+    w.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local (default): processes here; slurm: a submitit job array; submitit-local: submitit's "
+                        "local executor (the Slurm path on this machine)")
+    w.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                   help="a submitit parameter: timeout_min (default 60), cpus_per_task (default 1: the torch threads of "
+                        "each job), mem_gb, gpus_per_node, slurm_partition, slurm_array_parallelism, ...; repeatable")
+    w.set_defaults(func=run_sweep_command)
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that make an experiment's config, shared by experiment and sweep."""
+    p.add_argument("--topo", help="topology name under topologies/ or a path to a topology file "
+                   "(default: the preset's or config file's topology; the quick preset's is edge3level)")
+    p.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default: quick)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="config keys from a JSON or TOML file (applied over the preset, under --set)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable; lists comma-separated); `testbed config` lists every key")
+    p.add_argument("--reports", type=Path, default=Path("reports"), help="where run folders go (default: reports/)")
+
 
 def run_experiment_command(args: argparse.Namespace) -> int:
     from testbed.experiment.runner import resume_experiment, run_experiment
@@ -48,6 +74,16 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         run_dir = resume_experiment(args.resume, progress=not args.no_progress)
         print(f"report: {run_dir / 'report.html'}")
         return 0
+    config, where = config_from_args(args)
+    check_against_topology(config, where)
+    run_dir = run_experiment(config, reports_root=args.reports, tag=args.preset, progress=not args.no_progress)
+    print(f"report: {run_dir / 'report.html'}")
+    return 0
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[ExperimentConfig, Callable[[str], str]]:
+    """The config of --preset, --config, --set and --topo (in that order of precedence,
+    last wins), and ``where(key)``: the key and where its value came from, for messages."""
     args.preset = args.preset or "quick"
     config = preset(args.preset)
     from_file: dict = {}
@@ -59,14 +95,57 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     set_keys = {item.partition("=")[0].strip() for item in args.overrides}
 
     def where(key: str) -> str:
-        """The key and where its value came from, for messages."""
         if key in set_keys:
             return f"--set {key}"
         return f"{args.config if key in from_file else f'--preset {args.preset}'}: {key}"
 
-    check_against_topology(config, where)
-    run_dir = run_experiment(config, reports_root=args.reports, tag=args.preset, progress=not args.no_progress)
-    print(f"report: {run_dir / 'report.html'}")
+    return config, where
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    import importlib.util
+    import sys
+    import tempfile
+
+    from testbed.cli import one_line
+    from testbed.experiment.grid import parse_grid_args, read_grid_file
+    from testbed.experiment.sweep import plan, run_sweep, submitit_executor, submitit_params
+
+    if args.jobs is not None and args.executor != "local":
+        raise ValueError(f"--jobs applies to --executor local; with {args.executor} the scheduler decides "
+                         f"(--slurm slurm_array_parallelism=K caps a Slurm array)")
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs: must be >= 1, got {args.jobs}")
+    if args.slurm and args.executor == "local":
+        raise ValueError("--slurm applies to --executor slurm or submitit-local")
+    params = submitit_params(args.slurm) if args.executor != "local" else {}
+    if args.executor != "local":
+        if importlib.util.find_spec("submitit") is None:
+            raise ValueError(f"--executor {args.executor} needs submitit: pip install 'hsgd-testbed[cluster]'")
+        with tempfile.TemporaryDirectory() as scratch:  # submitit checks its parameters; nothing is written yet
+            submitit_executor(Path(scratch), args.executor.removeprefix("submitit-"), params)
+    base, where = config_from_args(args)
+    axes = (read_grid_file(args.grid_file, base) if args.grid_file else []) + parse_grid_args(args.grid, base)
+    given = {"topology": "--topo"} if args.topo else {}
+    given.update({item.partition("=")[0].strip(): "--set" for item in args.overrides})
+    clash = next((a for a in axes if a.key in given), None)
+    if clash is not None:
+        raise ValueError(f"{clash.where}: the key is also given by {given[clash.key]}; give it in one place")
+    sweep = plan(base, axes, args.preset, args.reports, args.out)
+    grid = {a.key: a.where for a in axes}
+    for point in sweep.points:  # the checks that need the topology, before anything is written
+        try:
+            check_against_topology(point.config, lambda key: grid.get(key) or where(key))
+        except (ValueError, FileNotFoundError) as err:
+            raise ValueError(f"sweep: point {point.name}: {one_line(err)}") from None
+    try:
+        report, table = run_sweep(sweep, args.executor, args.jobs or 1, params)
+    except RuntimeError as err:
+        print(f"testbed sweep: error: {err}", file=sys.stderr)
+        return 1
+    print(f"sweep: {sweep.folder}")
+    print(f"time to target: {table}")
+    print(f"report: {report}")
     return 0
 
 
@@ -94,14 +173,8 @@ def check_against_topology(config: ExperimentConfig, where: Callable[[str], str]
     except ValueError as err:
         raise ValueError(f"{where('algorithms')}: {err} (on {topology.source}, periods {topology.periods})") from None
     if config.device != "auto":
-        import torch
-
-        device = torch.device(config.device)
-        available = {
-            "cpu": 1,
-            "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
-            "mps": int(torch.backends.mps.is_available()),
-        }[device.type]
+        device = resolve_device(config.device)
+        available = device_count(device)
         if (device.index or 0) >= available:
             raise ValueError(
                 f"{where('device')}: {config.device!r} is not available on this machine "

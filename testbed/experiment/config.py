@@ -12,23 +12,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from testbed.data import DATASET_NAMES, SCHEMES, STRATEGIES
-from testbed.engine.aggregation import WEIGHTINGS
-from testbed.engine.augment import AUGMENTS
-from testbed.engine.precision import PRECISIONS
+from testbed.device import resolve_device
+from testbed.experiment.algorithms import parse_spec
 from testbed.experiment.values import check_type, is_tuple, parse_value, show
 from testbed.models import MODEL_NAMES
+from testbed.simulate import TrainConfig
 
 MAX_COUNT = 10**9
 """Largest iterations (and other counts) a config may hold: far beyond any run."""
 MAX_SEED = 2**32 - 1
 """Largest seed: every generator (numpy, torch, CUDA) takes it."""
-DEVICE_TYPES = ("cpu", "cuda", "mps")
 EVENT_RECORDS = ("all", "aggregations", "none")
 # TcpModel field -> the key that sets it here
 _TCP_KEYS = {"kind": "tcp_model", "idle": "tcp_idle", "initial_window": "tcp_initial_window",
-             "mss_bytes": "tcp_mss_bytes", "header_bytes": "tcp_header_bytes", "rto_min_ms": "tcp_rto_min_ms"}
-# keys a run folder saved before they existed held implicitly: the clock was fluid then
-_SAVED_BEFORE_TCP = {"tcp_model": "fluid"}
+             "mss_bytes": "tcp_mss_bytes", "header_bytes": "tcp_header_bytes", "rto_min_ms": "tcp_rto_min_ms",
+             "hystart_low_window": "tcp_hystart_low_window", "hystart_ack_delta_ms": "tcp_hystart_ack_delta_ms",
+             "ca_growth": "tcp_ca_growth"}
+# keys a run folder saved before they existed held implicitly: the clock was fluid then,
+# and had no HyStart exit before that was modelled
+_SAVED_BEFORE_TCP = {"tcp_model": "fluid", "tcp_hystart_ack_delta_ms": 0.0}
 # datasets whose loader never provides writers, so the 'natural' partition cannot split them
 _NO_WRITERS = ("mnist", "cifar10")
 
@@ -118,6 +120,13 @@ class ExperimentConfig:
     """TCP/IP header bytes per segment; capacity counts payload: MSS / (MSS + headers)."""
     tcp_rto_min_ms: float = 200.0
     """Minimum retransmission timeout; RTO = tcp_rto_min_ms + RTT decides when a connection is idle."""
+    tcp_hystart_low_window: int = 16
+    """HyStart (CUBIC's slow-start exit) checks windows of at least this many segments (Linux, ns-3)."""
+    tcp_hystart_ack_delta_ms: float = 2.0
+    """ACKs this close form one train; slow start ends once a round's ACKs run into the
+    next round's (on a LAN with RTT under 2 ms: at 16-20 segments). 0 = no HyStart exit."""
+    tcp_ca_growth: float = 0.05
+    """Window growth per round trip after HyStart's exit (CUBIC before any loss: 1/20)."""
     events: str = "all"
     """What events.csv records: all (every transfer and barrier: about two rows per worker
     in each subtree round), aggregations (one row per subtree round) or none (an empty log).
@@ -143,10 +152,11 @@ class ExperimentConfig:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             check_type(f.name, getattr(self, f.name), _hints()[f.name])
-        positive = {"iterations": self.iterations, "eval_every": self.eval_every, "lr": self.lr, "shards_per_worker": self.shards_per_worker}
-        for key, value in positive.items():
-            if not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
-                raise ValueError(f"{key}: must be > 0, got {value!r}")
+        if self.batch_size < 0:
+            raise ValueError(f"batch_size: must be >= 0 (0 = full local batch), got {self.batch_size}")
+        self.train_config()  # iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, precision, augment
+        if not self.shards_per_worker > 0:
+            raise ValueError(f"shards_per_worker: must be > 0, got {self.shards_per_worker!r}")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if _hints()[f.name] is int and value > MAX_COUNT:
@@ -166,7 +176,7 @@ class ExperimentConfig:
             raise ValueError(f"grouping: unknown strategy {self.grouping!r}; allowed: {', '.join(STRATEGIES)}")
         if not self.dirichlet_alpha > 0:
             raise ValueError(f"dirichlet_alpha: must be > 0, got {self.dirichlet_alpha!r}")
-        for key in ("synthetic_alpha", "synthetic_beta", "weight_decay", "threads"):
+        for key in ("synthetic_alpha", "synthetic_beta", "threads"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: must be >= 0, got {getattr(self, key)!r}")
         if self.priced_params < 0:
@@ -180,18 +190,15 @@ class ExperimentConfig:
         except ValueError as err:
             field, _, rule = str(err).partition(": ")
             raise ValueError(f"{_TCP_KEYS[field]}: {rule}") from None
-        _check_device(self.device)
+        if self.device != "auto":  # no CUDA call while validating
+            resolve_device(self.device)
         for spec in self.algorithms:
-            _check_algorithm_spec(spec)
-        if self.batch_size < 0:
-            raise ValueError(f"batch_size: must be >= 0 (0 = full local batch), got {self.batch_size}")
-        if not 0 < self.participation <= 1:
-            raise ValueError(f"participation: must be in (0, 1], got {self.participation!r}")
+            parse_spec(spec)
         if not 0 < self.target_acc <= 1:
             raise ValueError(f"target_acc: must be in (0, 1], got {self.target_acc!r}")
         if not 0 <= self.budget_s < math.inf:
             raise ValueError(f"budget_s: must be a finite number of simulated seconds >= 0 (0 = off), got {self.budget_s!r}")
-        choices = {"augment": AUGMENTS, "weighting": WEIGHTINGS, "events": EVENT_RECORDS, "precision": PRECISIONS, "engine": ("batched", "loop")}
+        choices = {"events": EVENT_RECORDS, "engine": ("batched", "loop")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
@@ -214,8 +221,13 @@ class ExperimentConfig:
         for key in ("checkpoint_every", "divergence_every"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: must be >= 0 (0 = off), got {getattr(self, key)}")
-        if self.momentum < 0 or self.momentum >= 1:
-            raise ValueError(f"momentum: must be in [0, 1), got {self.momentum}")
+
+    def train_config(self, seed: int = 0) -> TrainConfig:
+        """The training settings these keys describe, for one seed."""
+        return TrainConfig(iterations=self.iterations, lr=self.lr, batch_size=self.batch_size or None,
+                           momentum=self.momentum, weight_decay=self.weight_decay, weighting=self.weighting,
+                           participation=self.participation, eval_every=self.eval_every, seed=seed,
+                           precision=self.precision, augment=self.augment)
 
     def tcp(self):
         """The TCP model these keys describe (:class:`testbed.net.TcpModel`)."""
@@ -251,7 +263,8 @@ class ExperimentConfig:
     @classmethod
     def from_saved(cls, values: dict[str, Any], where: str) -> ExperimentConfig:
         """A run folder's config.json. Runs saved before the TCP model existed were priced
-        by the fluid model, so they keep it (resume and retime stay consistent)."""
+        by the fluid model, and before HyStart was modelled without its exit, so they keep
+        that (resume and retime stay consistent)."""
         return cls.from_dict({**_SAVED_BEFORE_TCP, **values}, where=where)
 
     def with_overrides(self, assignments: list[str]) -> ExperimentConfig:
@@ -313,47 +326,3 @@ def preset(name: str) -> ExperimentConfig:
 
 def _hints() -> dict[str, Any]:
     return typing.get_type_hints(ExperimentConfig)
-
-
-def _check_device(device: str) -> None:
-    if device == "auto":
-        return
-    import torch
-
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        kind = None
-    if kind not in DEVICE_TYPES:
-        raise ValueError(f"device: {device!r} is not a device; use auto, cpu, cuda or cuda:K")
-
-
-def _check_algorithm_spec(spec: str) -> None:
-    """The syntax of one algorithm spec (whether it fits the topology is checked against it)."""
-    from testbed.net.rules import MAX_PERIOD
-
-    usage = "use auto, local:P, hsgd, hsgd:P1,P2,... or hsgd:G,I@0,2"
-    text = spec.strip()
-    if text in ("auto", "hsgd"):
-        return
-    name, sep, arg = text.partition(":")
-    if name not in ("local", "hsgd") or not sep:
-        raise ValueError(f"algorithms: {spec!r} is not an algorithm spec; {usage}")
-    period_text, at, level_text = arg.partition("@")
-    periods = _spec_ints(spec, "periods", period_text, 1, MAX_PERIOD, usage)
-    if name == "local" and (at or len(periods) != 1):
-        raise ValueError(f"algorithms: {spec!r}: local SGD takes one period, local:P")
-    if at:
-        _spec_ints(spec, "levels", level_text, 0, 99, usage)
-
-
-def _spec_ints(spec: str, what: str, text: str, low: int, high: int, usage: str) -> list[int]:
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.isascii() and p.isdigit() and len(p) < 12 and low <= int(p) <= high for p in parts):
-        raise ValueError(
-            f"algorithms: {spec!r}: {what} must be comma-separated integers from {low} to {high:_}, "
-            f"got {text!r}; {usage}"
-        )
-    return [int(p) for p in parts]
-
-

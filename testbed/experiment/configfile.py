@@ -14,15 +14,15 @@ from typing import Any
 from testbed.experiment.values import shorten as _shorten
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
+def read_config_file(path: str | Path, what: str = "--config takes a JSON or TOML file of config keys") -> dict[str, Any]:
     """The keys of a config file (a JSON object, or a TOML file of ExperimentConfig keys:
     ``*.toml``), strictly read: NaN, Infinity and numbers that overflow are refused, like
     every other bad value, with the file named; so are FIFOs and devices, which would
-    block or never end."""
+    block or never end. ``what``: what the file should be, for refusals."""
     from testbed.files import read_input_text
 
     path = Path(path)
-    text = read_input_text(path, "--config takes a JSON or TOML file of config keys")
+    text = read_input_text(path, what)
     if path.suffix.lower() == ".toml":
         return _read_toml(path, text)
     try:

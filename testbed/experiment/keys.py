@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass
 
 from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.values import value_text
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def config_keys(base: ExperimentConfig | None = None) -> list[ConfigKey]:
     docs = _field_docstrings(ExperimentConfig)
     hints = typing.get_type_hints(ExperimentConfig)
     defaults = base or ExperimentConfig()
-    return [ConfigKey(f.name, _type_name(hints[f.name]), _value_text(getattr(defaults, f.name)), docs.get(f.name, ""))
+    return [ConfigKey(f.name, _type_name(hints[f.name]), value_text(getattr(defaults, f.name)), docs.get(f.name, ""))
             for f in dataclasses.fields(ExperimentConfig)]
 
 
@@ -59,14 +60,6 @@ def _type_name(hint) -> str:
     if typing.get_origin(hint) is tuple:
         return f"list of {typing.get_args(hint)[0].__name__}"
     return hint.__name__
-
-
-def _value_text(value) -> str:
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
 
 
 def in_config_terms(message: str, dataset: str) -> str:

@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 from testbed.experiment import rundir
-from testbed.experiment.algorithms import describe_algorithms, nested_tree, resolve_all
+from testbed.experiment.algorithms import describe_algorithms, resolve_all
 from testbed.experiment.config import ExperimentConfig
-from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
 from testbed.experiment.rundir import RUN_FOLDER
-from testbed.experiment.runner import NetworkTimer, cost_structure, finish, make_clock, write_traces
+from testbed.experiment.runner import NetworkTimer, finish, make_clock
 from testbed.experiment.tidy import event_rows, metrics_frame
+from testbed.net import load_topology
 from testbed.readers import read_csv_file, read_json_file, require_keys
 
 log = logging.getLogger("testbed.experiment")
@@ -31,7 +31,7 @@ def _is_time_column(name: str) -> bool:
 
 
 NETWORK_KEYS = ("tcp_model", "tcp_idle", "tcp_initial_window", "tcp_mss_bytes", "tcp_header_bytes", "tcp_rto_min_ms",
-                "window_kib", "events")
+                "tcp_hystart_low_window", "tcp_hystart_ack_delta_ms", "tcp_ca_growth", "window_kib", "events")
 """Config keys a re-time may change: they set how the clock prices, never what was trained."""
 
 
@@ -39,8 +39,6 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
            reports_root: Path | None = None, network: list[str] | None = None) -> Path:
     """Write a new run folder whose times come from the new network; return it.
     ``network``: ``key=value`` settings of :data:`NETWORK_KEYS` (e.g. ``tcp_model=fluid``)."""
-    from testbed.net import load_topology
-
     run_dir = Path(run_dir).resolve()  # the real folder, not the `latest` link it may come through
     for item in network or []:
         key = item.partition("=")[0].strip()
@@ -108,15 +106,13 @@ def _write_retimed(run_dir: Path, staging: Path, topology: str | None, topo, con
         frames.append(kept.merge(times, on="iteration", how="left")[_order(rows.columns, times.columns)])
         events.append(event_rows(clock, topo, algorithm.label, int(seed)))
 
-    costs = cost_structure(topo, info["model_bytes"], config)
+    costs = rundir.cost_structure(topo, info["model_bytes"], config)
     info.update(config=config.to_dict(), topology=topo.name, retimed_from=str(run_dir), round_costs=costs.to_dict(),
                 algorithms=describe_algorithms(list(algorithms.values()), topo), worker_nodes=list(topo.worker_nodes),
                 **rundir.provenance())
     info["preset"] = "retime"
-    rundir.atomic_write_json(staging / "config.json", info)
-    rundir.atomic_write_text(staging / COLUMNS_FILE, columns_markdown())
-    rundir.atomic_write_text(staging / "topology.json", (run_dir / "topology.json").read_text() if topology is None else _topology_json(topo))
-    write_traces(staging, topo)
+    # the run's own topology.json when the topology stays: the file it trained with
+    rundir.write_description(staging, info, topo, (run_dir / "topology.json").read_text() if topology is None else None)
     rundir.atomic_write_json(staging / "schedule.json", schedules)
     rundir.atomic_write_csv(staging / "events.csv", pd.concat(events, ignore_index=True))
     rundir.atomic_write_csv(staging / "metrics.csv", metrics_frame(frames, topo.tiers))
@@ -135,7 +131,7 @@ def _same_training(trained: list[dict], topo, where: str) -> list:
     for saved, algorithm in zip(trained, resolved):
         if saved.get("is_local_sgd") and algorithm.is_local_sgd:
             continue
-        now = {"tree": nested_tree(algorithm.tree), "periods": algorithm.tree.periods}
+        now = {"tree": algorithm.tree.as_nested(), "periods": algorithm.tree.periods}
         if json.loads(json.dumps(now)) != {"tree": saved.get("tree"), "periods": saved.get("periods")}:
             raise ValueError(
                 f"--topo {where}: {saved.get('label', saved['spec'])} would aggregate {now['tree']} with periods "
@@ -155,9 +151,3 @@ def _read_json(path: Path):
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing; {RUN_FOLDER}")
     return read_json_file(path, RUN_FOLDER)
-
-
-def _topology_json(topo) -> str:
-    from testbed.experiment.runner import _graph_json
-
-    return _graph_json(topo.graph)

@@ -1,6 +1,7 @@
 """Run folders: ``reports/<topology>/<run-id>/``, written so that a crash never leaves a
 file that looks finished. Every file is written atomically (``testbed.files``);
-``report.html`` and the ``latest`` pointer are written last."""
+``report.html`` and the ``latest`` pointer are written last. An experiment and a re-time
+describe their run with the same files (:func:`write_description`)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import pandas as pd
 
+from testbed.experiment.columns import COLUMNS_FILE, columns_markdown
 from testbed.files import (GrowingCsv, atomic_write_bytes, atomic_write_csv, atomic_write_json,
                            atomic_write_text, folder_lock, fsync_dir, pid_alive,
                            remove_temporaries)
 from testbed.paths import inside, safe_name
+from testbed.net.costs import CostStructure, round_costs
 from testbed.readers import read_csv_file, read_json_file, require_keys
 
 __all__ = ["GrowingCsv", "atomic_write_bytes", "atomic_write_csv", "atomic_write_json", "atomic_write_text",
-           "config_hash", "discard", "is_staged", "new_run_dir", "point_latest", "provenance", "publish",
-           "remove_temporaries", "safe_name"]
+           "config_hash", "cost_structure", "discard", "graph_json", "is_staged", "new_run_dir", "point_latest",
+           "provenance", "publish", "remove_temporaries", "safe_name", "write_description"]
 
 RUN_FOLDER = "is this a run folder written by `testbed experiment`?"
 PACKAGES = ("hsgd-testbed", "torch", "torchvision", "numpy", "simpy", "networkx", "pandas", "plotly")
@@ -115,6 +119,28 @@ def point_latest(run_dir: Path) -> None:
         except OSError:
             tmp.unlink(missing_ok=True)
         atomic_write_text(run_dir.parent / "LATEST.txt", run_dir.name + "\n")
+
+
+def write_description(run_dir: Path, info: dict[str, Any], topology, topology_json: str | None = None) -> None:
+    """config.json (``info``), the columns' glossary, topology.json (``topology_json``, else
+    the topology's graph) and the traces the topology uses (the report draws them)."""
+    atomic_write_json(run_dir / "config.json", info)
+    atomic_write_text(run_dir / COLUMNS_FILE, columns_markdown())
+    atomic_write_text(run_dir / "topology.json", graph_json(topology.graph) if topology_json is None else topology_json)
+    for name, trace in topology.traces.items():
+        frame = pd.DataFrame({"t_s": trace.t_s, trace.column: trace.values})
+        atomic_write_csv(inside(run_dir / "traces", safe_name(name) + ".csv"), frame)
+
+
+def graph_json(graph: nx.Graph) -> str:
+    return json.dumps(nx.node_link_data(graph, edges="links"), indent=1, default=str) + "\n"
+
+
+def cost_structure(topology, model_bytes: float, config) -> CostStructure:
+    """What one round costs at each level of the topology's own tree, priced on the clock
+    with the run's model size, window and TCP model (config.json's ``round_costs``: the
+    report's verdict explains results with it; a re-time prices it again on its network)."""
+    return round_costs(topology, model_bytes=model_bytes, window_bytes=config.window_bytes, seed=0, tcp=config.tcp())
 
 
 def provenance() -> dict[str, Any]:

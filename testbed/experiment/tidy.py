@@ -16,6 +16,17 @@ def metrics_frame(frames: list[pd.DataFrame], tiers) -> pd.DataFrame:
     return frame[order_columns(list(frame.columns), METRICS, tiers)]
 
 
+def metric_rows(rows: pd.DataFrame, algorithm, seed: int, has_test: bool) -> pd.DataFrame:
+    """One pair's evaluation rows for metrics.csv, keyed by algorithm, spec and seed."""
+    for col in ("test_acc", "test_loss") if has_test else ():  # a run that diverged before its first evaluation has none yet
+        if col not in rows:
+            rows[col] = float("nan")
+    rows.insert(0, "algorithm", algorithm.label)
+    rows.insert(1, "spec", algorithm.spec)
+    rows.insert(2, "seed", seed)
+    return rows
+
+
 def event_rows(clock, topology, label: str, seed: int) -> pd.DataFrame:
     """The clock's event log for events.csv: keyed by algorithm and seed, with ``level``
     the topology's level of the round's top server (the clock counts only its own levels)."""

@@ -41,6 +41,15 @@ def parse_value(key: str, text: str, hint: Any) -> Any:
     return text
 
 
+def value_text(value: Any) -> str:
+    """A config value as ``--set key=text`` takes it (the inverse of :func:`parse_value`)."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
 def is_tuple(hint: Any) -> bool:
     return typing.get_origin(hint) is tuple
 

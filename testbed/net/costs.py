@@ -21,6 +21,7 @@ from typing import Mapping
 import networkx as nx
 import numpy as np
 
+from ..tree import AggregationTree
 from .clock import price_schedule
 from .probe import DEFAULT_WINDOW_BYTES
 from .tcp import TcpModel
@@ -103,15 +104,7 @@ def round_costs(
 
 def _flat(topo: Topology, period: int) -> Topology:
     """Local SGD on the same network: the cloud aggregates, the servers only relay."""
-    graph = nx.Graph(topo.graph)
-    for node in topo.server_nodes:
-        if node == topo.cloud:
-            graph.nodes[node]["period"] = period
-        else:
-            graph.nodes[node].clear()
-            graph.nodes[node]["role"] = "router"
-    return Topology(graph, source=topo.source, trace_dir=topo.trace_dir, trace_overrides=topo.trace_overrides,
-                    _traces=topo.traces)
+    return topo.with_tree(AggregationTree(list(range(topo.n_workers)), [period]), [0])
 
 
 def _bottleneck(topo: Topology, level: int) -> tuple[str, float | None]:

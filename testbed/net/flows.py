@@ -3,7 +3,8 @@
 A transfer first waits its path's one-way latency, then becomes a *flow* that moves its
 bytes at a rate set by max-min fairness over the links it crosses (progressive filling),
 optionally capped per flow (a TCP window: W / RTT) by a cap that may rise in steps (slow
-start: the window doubles every round trip, :mod:`testbed.net.tcp`). Rates are
+start: the window doubles every round trip, then grows slower after HyStart's exit,
+:mod:`testbed.net.tcp`). Rates are
 recomputed whenever a flow starts, ends or its cap steps, but only inside its *zone*:
 the flows whose links are connected through shared links (zones merge as flows bridge
 them and never split, so a zone always holds every flow a change could reach). Flows on disjoint links never cost each other
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Mapping, NamedTuple, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import simpy
+
+from .tcp import SlowStart
 
 MBPS_TO_BYTES_PER_S = 1e6 / 8.0
 _REL_TOL = 1e-12  # relative tolerance for "this link is full" / "this flow is done"
@@ -108,13 +111,6 @@ def _fill(inc_slot: np.ndarray, inc_link: np.ndarray, cap_link: np.ndarray, cap_
         frozen += np.bincount(inc_link, weights=np.where(freeze[inc_slot], rate[inc_slot], 0.0), minlength=n_links)
         act &= ~freeze
     return rate
-
-
-class SlowStart(NamedTuple):
-    """A flow's rising cap: ``cwnd_bytes * 2**k / rtt_s`` in its k-th round trip."""
-
-    rtt_s: float
-    cwnd_bytes: float
 
 
 class _Flow:
@@ -255,7 +251,7 @@ class FlowNetwork:
     def _ramp(self, flow: _Flow, ss: SlowStart, k: int, final_cap: float, ceiling: float) -> None:
         """Raise the flow's cap at the start of its k-th round trip (k = 1, 2, ...),
         until the window no longer limits it."""
-        if ss.cwnd_bytes * 2.0 ** (k - 1) / ss.rtt_s >= ceiling:
+        if ss.window_bytes(k - 1) / ss.rtt_s >= ceiling:
             return
 
         def step(_ev) -> None:
@@ -263,7 +259,7 @@ class FlowNetwork:
                 return
             zone = flow.zone
             zone.settle(self.env.now)
-            zone.cap[flow.slot] = min(final_cap, ss.cwnd_bytes * 2.0**k / ss.rtt_s)
+            zone.cap[flow.slot] = min(final_cap, ss.window_bytes(k) / ss.rtt_s)
             self._rerate(zone)
             self._ramp(flow, ss, k + 1, final_cap, ceiling)
 

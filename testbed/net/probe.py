@@ -9,9 +9,9 @@ import networkx as nx
 import numpy as np
 import simpy
 
-from .flows import FlowNetwork, SlowStart, directed
+from .flows import FlowNetwork, directed
 from .links import LinkModel, window_cap
-from .tcp import TcpModel
+from .tcp import SlowStart, TcpModel
 from .topology import Topology, load_topology
 
 DEFAULT_WINDOW_BYTES = 4 * 2**20
@@ -65,7 +65,7 @@ def simulate_flows(
         rtt_s = float(rtt_ms[bounds[k] : bounds[k + 1]].sum()) / 1e3
         cap = float(window_cap(rtt_s, window_bytes))
         links_k = [directed(link, up) for link, up in p]
-        ramp = None if tcp.fluid else SlowStart(rtt_s, tcp.initial_window_bytes)
+        ramp = None if tcp.fluid else tcp.ramp(rtt_s, tcp.initial_window_bytes, min(capacity[x] for x in links_k))
         procs.append(env.process(_flow(env, net, links_k, float(f[2]), float(f[3]), rtt_s / 2, cap, ramp)))
     env.run()
     return [float(p.value) for p in procs]

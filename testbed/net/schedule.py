@@ -16,8 +16,8 @@ Two backends compute the same round:
 * ``simpy``: SimPy processes per transfer and server over :class:`FlowNetwork`; general
   (links shared by several transfers, e.g. behind a router).
 * ``vector``: numpy over the levels of the tree, each transfer at its solo rate
-  min(link capacities, window cap), ramped up by slow start (:mod:`testbed.net.tcp`)
-  unless the model is fluid. Exact whenever no shared link can saturate: always
+  min(link capacities, window cap), ramped up by slow start and HyStart's exit
+  (:mod:`testbed.net.tcp`) unless the model is fluid. Exact whenever no shared link can saturate: always
   in a pure tree (each hop has links of its own), and behind routers when the solo
   rates of a phase's transfers sum to at most each shared link's capacity, which
   :func:`solo_rates_fit` checks round by round.
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from .flows import FlowNetwork, SlowStart, directed
+from .flows import FlowNetwork, directed
 from .forest import Forest, TreeIndex, concat_ranges, segment_starts
 from .links import LinkModel, window_cap
 from .tcp import Connections, slow_start_s
@@ -197,11 +197,13 @@ def _tcp_flows_s(conn: Connections, up: bool, d: int, plan: RoundPlan, start_s: 
     span = plan.forest.spans[d]
     rtt = (plan.up_rtt_s if up else plan.down_rtt_s)[d]
     cwnd = conn.start_windows(up, d, span, start_s, rtt)
-    flow_s = slow_start_s(size_bytes, rate, rtt, cwnd)
+    exit_round = conn.model.exit_round(rtt, cwnd, _hop_rate(plan, d, up, rtt, None))
+    flow_s = slow_start_s(size_bytes, rate, rtt, cwnd, exit_round, conn.model.ca_growth)
     if active is plan.forest.full[d]:  # everyone sent
-        conn.finish(up, d, span, cwnd, size_bytes, start_s + flow_s)
+        conn.finish(up, d, span, cwnd, size_bytes, start_s + flow_s, exit_round)
     else:
-        conn.finish(up, d, plan.forest.nodes[d][active], cwnd[active], size_bytes, (start_s + flow_s)[active])
+        conn.finish(up, d, plan.forest.nodes[d][active], cwnd[active], size_bytes, (start_s + flow_s)[active],
+                    exit_round[active])
     return flow_s
 
 
@@ -234,11 +236,11 @@ def simpy_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_
         if conn is None:
             yield net.transfer(hop(d, i, up), size_bytes, latency_s=latency, cap_bytes_per_s=cap)
             return
-        node = forest.nodes[d][i : i + 1]
+        node, links = forest.nodes[d][i : i + 1], hop(d, i, up)
         cwnd = float(conn.start_windows(up, d, node, env.now, rtt)[0])
-        yield net.transfer(hop(d, i, up), size_bytes, latency_s=latency, cap_bytes_per_s=cap,
-                           slow_start=SlowStart(float(rtt), cwnd))
-        conn.finish(up, d, node, cwnd, size_bytes, env.now - latency)
+        ramp = conn.model.ramp(float(rtt), cwnd, min(capacity[link] for link in links))
+        yield net.transfer(links, size_bytes, latency_s=latency, cap_bytes_per_s=cap, slow_start=ramp)
+        conn.finish(up, d, node, cwnd, size_bytes, env.now - latency, ramp.exit_round)
 
     def send_up(d: int, i: int, start_s: float | None):
         if start_s is not None:

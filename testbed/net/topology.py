@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import networkx as nx
 
@@ -107,13 +107,6 @@ class Topology:
         return len(self.worker_nodes)
 
     @property
-    def nested_tree(self) -> list:
-        """The tree as nested lists of worker indices (``testbed.simulate(tree=...)``)."""
-        def thaw(x):
-            return x if isinstance(x, int) else [thaw(c) for c in x]
-        return thaw(self.tree.nested)
-
-    @property
     def periods(self) -> list[list[int]]:
         """Per server level, top first, the period of each server left to right."""
         by_level: dict[int, list[int]] = {}
@@ -164,11 +157,28 @@ class Topology:
     def with_periods(self, periods: PeriodSpec) -> "Topology":
         """The same network with other periods (one entry per server level, top first)."""
         tree = AggregationTree(self.tree.nested, periods)  # validates the spec
-        g = nx.Graph(self.graph)
-        for sid, node in enumerate(self.server_nodes):
-            g.nodes[node]["period"] = tree.servers[sid].period
-        return Topology(g, source=self.source, trace_dir=self.trace_dir,
-                        trace_overrides=self.trace_overrides, _traces=self.traces)
+        return self.with_tree(tree, range(len(self.server_nodes)))
+
+    def with_tree(self, tree: AggregationTree, server_ids: Sequence[int]) -> "Topology":
+        """The same network aggregating as ``tree`` does: its server k (pre-order) is the
+        topology's server ``server_ids[k]``, with k's period. The servers left out only relay
+        traffic (they become routers), so local SGD's models cross the edge and regional
+        links one per worker. Kept servers keep their tier: columns and events name the
+        same servers whatever aggregates."""
+        periods = {self.server_nodes[i]: tree.servers[k].period for k, i in enumerate(server_ids)}
+        graph = nx.Graph(self.graph)
+        for node in self.server_nodes:
+            if node in periods:
+                graph.nodes[node]["period"] = periods[node]
+                graph.nodes[node]["tier"] = self.tiers[self.level[node]]
+            else:
+                graph.nodes[node].clear()
+                graph.nodes[node]["role"] = "router"
+        priced = Topology(graph, source=self.source, trace_dir=self.trace_dir,
+                          trace_overrides=self.trace_overrides, _traces=self.traces)
+        if priced.worker_nodes != self.worker_nodes or repr(priced.tree) != repr(tree):  # the same groups and periods
+            raise RuntimeError(f"{self.source}: {tree!r} does not sit on the servers {list(server_ids)}")
+        return priced
 
     def with_trace_overrides(self, overrides: Mapping[str, str | os.PathLike]) -> "Topology":
         """The same network with some trace names pointing at other files."""

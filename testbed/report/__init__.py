@@ -9,9 +9,10 @@ Sections are builders ``RunFolder -> Section | None`` listed in
 extra_sections=[...])``.
 """
 
+from testbed.report.markup import Section
 from testbed.report.page import REPORT_FILE, build_report, render_page
 from testbed.report.runfolder import AlgorithmInfo, RunFolder, Trace, load_run
-from testbed.report.sections import DEFAULT_SECTIONS, Section, SectionBuilder
+from testbed.report.sections import DEFAULT_SECTIONS, SectionBuilder
 
 __all__ = [
     "DEFAULT_SECTIONS",

@@ -24,10 +24,9 @@ from testbed.experiment.rundir import config_hash
 from testbed.files import atomic_write_text
 from testbed.report.curves import seed_band
 from testbed.report.figures import LAYOUT, accuracy_figure, family_colors
-from testbed.report.markup import esc, figure_html, fmt_seconds, html_table
+from testbed.report.markup import Section, esc, figure_html, fmt_seconds, html_table
 from testbed.report.page import page_html, plotly_script
 from testbed.report.runfolder import RunFolder, load_run
-from testbed.report.sections import Section
 from testbed.report.tables import run_target_table, spread_text
 from testbed.report.verdict import verdict, verdict_sentence
 
@@ -43,12 +42,14 @@ class Compared:
     run: RunFolder
 
 
-def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, *, plotly_js: str = "inline") -> Path:
+def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, *, plotly_js: str = "inline",
+                 names: Sequence[str] | None = None) -> Path:
     """Write the comparison page; returns its path. Default place:
-    ``<reports>/compare/compare-<hash of the run folders>.html`` next to the first run's topology folders."""
+    ``<reports>/compare/compare-<hash of the run folders>.html`` next to the first run's topology folders.
+    ``names``: what the page calls each run (default: topology/run folder)."""
     if len(run_dirs) < 2:
         raise ValueError(f"compare: give at least two run folders, got {len(run_dirs)}")
-    runs = named([load_run(d) for d in run_dirs])
+    runs = named([load_run(d) for d in run_dirs], names)
     if out is None:
         key = hashlib.sha1("\n".join(str(c.run.path) for c in runs).encode()).hexdigest()[:8]
         out = runs[0].run.path.parent.parent / COMPARE_DIR / f"compare-{key}.html"
@@ -59,8 +60,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
     return out
 
 
-def named(runs: Sequence[RunFolder]) -> list[Compared]:
-    names = [f"{r.topology_name}/{r.path.name}" for r in runs]
+def named(runs: Sequence[RunFolder], names: Sequence[str] | None = None) -> list[Compared]:
+    names = list(names) if names is not None else [f"{r.topology_name}/{r.path.name}" for r in runs]
     return [Compared(n if names.count(n) == 1 else f"{n} ({i + 1})", r) for i, (n, r) in enumerate(zip(names, runs))]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import plotly.graph_objects as go
@@ -19,6 +20,15 @@ import plotly.io as pio
 # Shared by every figure so the page looks of a piece.
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One titled part of a report page."""
+
+    id: str  # anchor, a fixed slug such as "accuracy-time"
+    title: str  # plain text (escaped by the page)
+    body: str  # HTML fragment, already escaped
 
 
 def esc(value: Any) -> str:

@@ -20,9 +20,9 @@ import plotly
 import plotly.offline
 
 from testbed.files import atomic_write_text
-from testbed.report.markup import esc, notes_list
+from testbed.report.markup import Section, esc, notes_list
 from testbed.report.runfolder import RunFolder, load_run
-from testbed.report.sections import DEFAULT_SECTIONS, Section, SectionBuilder
+from testbed.report.sections import DEFAULT_SECTIONS, SectionBuilder
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ fragments: escape every value from the run folder with ``markup.esc``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, Callable
 
@@ -20,7 +19,7 @@ from testbed.experiment.config import saved_tcp_model
 from testbed.report.caveats import caveats
 from testbed.report.curves import seed_band
 from testbed.report.figures import accuracy_figure, breakdown_figure, family_colors, trace_ecdf_figure
-from testbed.report.markup import esc, figure_html, fmt_number, fmt_seconds, html_table
+from testbed.report.markup import Section, esc, figure_html, fmt_number, fmt_seconds, html_table
 from testbed.report.runfolder import EVENTS_FILE, TOPOLOGY_FILE, TRACES_DIR, RunFolder
 from testbed.report.tables import (
     aggregation_html,
@@ -33,13 +32,6 @@ from testbed.report.tables import (
 from testbed.report.theory_panel import theory_section
 from testbed.report.verdict import verdict_html
 from testbed.report.topology_view import fixed_links, topology_figure, tree_layout
-
-
-@dataclass(frozen=True)
-class Section:
-    id: str  # anchor, a fixed slug such as "accuracy-time"
-    title: str  # plain text (escaped by the page)
-    body: str  # HTML fragment, already escaped
 
 
 SectionBuilder = Callable[[RunFolder], "Section | None"]

@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from testbed.report.figures import LAYOUT, color_for
-from testbed.report.markup import esc, figure_html, fmt_number, html_table, plot_text
+from testbed.report.markup import Section, esc, figure_html, fmt_number, html_table, plot_text
 from testbed.report.runfolder import RunFolder
 from testbed.theory import (
     corollary1_bound,
@@ -41,8 +41,6 @@ SANDWICH_TOLERANCE = 0.01  # accuracy slack when checking the measured sandwich 
 
 
 def theory_section(run: RunFolder):
-    from testbed.report.sections import Section
-
     metrics = run.metrics
     if "div_global" not in metrics.columns or metrics["div_global"].notna().sum() == 0:
         return None

@@ -66,7 +66,7 @@ def test_augmentation_draws_leave_the_minibatch_indices_alone():
 def test_only_images_and_known_names_are_taken():
     with pytest.raises(ValueError, match=r"crop_flip needs image samples \[C, H, W\], got samples of shape \(60,\)"):
         make_augment("crop_flip", torch.zeros(5, 60), seed=0)
-    with pytest.raises(ValueError, match="augment must be one of none, crop_flip, got 'mixup'"):
+    with pytest.raises(ValueError, match="augment: must be one of none, crop_flip, got 'mixup'"):
         make_augment("mixup", torch.zeros(5, 3, 8, 8), seed=0)
     assert make_augment("none", torch.zeros(5, 60), seed=0) is None
 

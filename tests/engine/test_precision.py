@@ -74,7 +74,7 @@ def test_master_weights_momentum_and_averages_stay_fp32(path):
 @pytest.mark.parametrize("call", ["simulate", "engine"])
 def test_an_unknown_precision_is_refused_naming_the_choices(call):
     data = image_workers(2)
-    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16, got 'fp8'"):
+    with pytest.raises(ValueError, match="precision: must be one of fp32, bf16, fp16, got 'fp8'"):
         if call == "simulate":
             testbed.simulate(small_cnn(False), data, [0, 1], [2], iterations=2, lr=0.1, precision="fp8")
         else:

@@ -1,6 +1,6 @@
 import pytest
 
-from testbed.experiment.algorithms import default_specs, resolve, resolve_all
+from testbed.experiment.algorithms import Spec, default_specs, parse_spec, resolve, resolve_all, spec_levels
 from testbed.tree import AggregationTree
 
 # cloud -> 2 regional -> 4 edge -> 8 workers, periods 40 / 10 / 2
@@ -34,9 +34,9 @@ def test_default_comparison_is_the_sandwich_plus_two_level_variants():
 @pytest.mark.parametrize(
     "spec, match",
     [
-        ("sgd:1", "unknown"),
+        ("sgd:1", "not an algorithm spec"),
         ("local:a", "integers"),
-        ("local:2,3", "expected 1"),
+        ("local:2,3", "one period"),
         ("hsgd:40,3", "not a multiple"),
         ("hsgd:40,2@1,2", "levels must start at 0"),
         ("hsgd:40,2@0,5", "levels must start at 0"),
@@ -46,3 +46,14 @@ def test_default_comparison_is_the_sandwich_plus_two_level_variants():
 def test_bad_specs(spec, match):
     with pytest.raises(ValueError, match=match):
         resolve(spec, TOPOLOGY)
+
+
+def test_parse_spec_reads_the_syntax_alone():
+    assert parse_spec(" hsgd:40, 2@0,2 ") == Spec("hsgd", (40, 2), (0, 2))
+    assert parse_spec("local:4") == Spec("local", (4,), (0,))
+    assert parse_spec("hsgd") == Spec("hsgd") and parse_spec("auto") == Spec("auto")
+    assert spec_levels("hsgd:40,2", 2) == (0, 1) and spec_levels("local:4", 3) == (0,)
+    for bad, rule in [("fedavg", "is not an algorithm spec"), ("local:0", "periods must be"),
+                      ("local:4@0", "local SGD takes one period"), ("hsgd:4@x", "levels must be")]:
+        with pytest.raises(ValueError, match=rule):
+            parse_spec(bad)

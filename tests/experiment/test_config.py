@@ -80,3 +80,17 @@ def test_paper_preset_implies_its_topology_without_topo():
     out = subprocess.run([sys.executable, "-m", "testbed", "experiment", "--preset", "paper",
                           "--set", "algorithms=hsgd:50,5,1"], capture_output=True, text=True)
     assert out.returncode == 2 and "paper_table2" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_config_carries_the_training_keys_checked_by_one_rule():
+    from testbed.simulate import TrainConfig
+
+    config = preset("quick").with_overrides(["batch_size=0", "lr=0.2", "participation=0.5", "precision=bf16"])
+    train = config.train_config(seed=7)
+    assert isinstance(train, TrainConfig) and train.seed == 7 and train.batch_size is None  # 0: the full local set
+    assert (train.lr, train.participation, train.precision, train.iterations) == (0.2, 0.5, "bf16", config.iterations)
+    # the library and the config refuse a bad value with the same words
+    with pytest.raises(ValueError, match=r"^momentum: must be in \[0, 1\), got 1.0$"):
+        TrainConfig(iterations=5, lr=0.1, momentum=1.0)
+    with pytest.raises(ValueError, match=r"^--set momentum: must be in \[0, 1\), got 1.0$"):
+        preset("quick").with_overrides(["momentum=1.0"])

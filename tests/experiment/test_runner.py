@@ -206,7 +206,7 @@ def test_threads_key_sets_torch_threads_and_zero_keeps_the_default(tiny_config):
 
     import torch
 
-    from testbed.experiment.runner import prepare
+    from testbed.experiment.setup import prepare
 
     before = torch.get_num_threads()
     try:

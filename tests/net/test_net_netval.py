@@ -33,20 +33,21 @@ def test_the_reference_covers_every_kind_of_scenario(rows):
 
 
 def test_tcp_model_agrees_with_ns3(rows):
-    """What holds today (bench/netval/README.md has the table and the reasons): 19 of the
-    22 aggregation rounds and 33 of the 36 single transfers within 10%. The misses are
-    scenarios where ns-3 recovers from slow-start overshoot by a retransmission timeout
-    (no RACK/TLP in ns-3) and rounds over sub-millisecond LANs, where CUBIC's HyStart
-    leaves slow start at ~19 segments; the testbed models neither."""
+    """What holds today (bench/netval/README.md has the table and the reasons): every one
+    of the 22 aggregation rounds within 15% (the issue's bar), 21 within 10%; 33 of the 36
+    single transfers within 10%, all within 15%; 87 of all 112 within 10% (the issue asks
+    for 90%: not reached). The misses are scenarios where ns-3 recovers from slow-start
+    overshoot by a retransmission timeout (no RACK/TLP in ns-3; Linux has none there),
+    which the testbed does not model."""
     err = {r.id: r.error("tcp") for r in rows}
     rounds = [r for r in rows if r.kind == "round"]
-    assert sum(abs(err[r.id]) <= 0.10 for r in rounds) >= 19 and sum(abs(err[r.id]) <= 0.15 for r in rounds) >= 20
+    assert sum(abs(err[r.id]) <= 0.10 for r in rounds) >= 21 and all(abs(err[r.id]) <= 0.15 for r in rounds)
     single = [r for r in rows if r.kind == "single"]
     assert sum(abs(err[r.id]) <= 0.10 for r in single) >= 33 and all(abs(err[r.id]) <= 0.15 for r in single)
     without_timeouts = [r for r in rows if r.ns3_rtos == 0]
     within = sum(abs(err[r.id]) <= 0.10 for r in without_timeouts)
-    assert within >= 0.9 * len(without_timeouts), f"{within} of {len(without_timeouts)} within 10%"
-    assert sum(abs(e) <= 0.10 for e in err.values()) >= 85
+    assert within >= 0.95 * len(without_timeouts), f"{within} of {len(without_timeouts)} within 10%"
+    assert sum(abs(e) <= 0.10 for e in err.values()) >= 87
     # no systematic bias where TCP behaves (no timeouts): median signed error within 2%
     signed = sorted(err[r.id] for r in without_timeouts)
     assert abs(signed[len(signed) // 2]) <= 0.02

@@ -36,9 +36,9 @@ def test_available_topologies_lists_the_shipped_ones():
 
 def test_paper2level_is_the_papers_table2_setting():
     topo = load_topology("paper2level")
-    assert topo.nested_tree == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert topo.tree.as_nested() == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     assert topo.periods == [[50], [5, 5]]  # G = 50, I = 5
-    AggregationTree(topo.nested_tree, topo.periods)  # the form testbed.simulate takes
+    AggregationTree(topo.tree.as_nested(), topo.periods)  # the form testbed.simulate takes
 
 
 def test_edge3level_has_three_aggregation_levels():
@@ -60,6 +60,20 @@ def test_with_periods_overrides_and_validates(helpers):
     assert topo.periods == [[4], [2, 2]]  # the original is unchanged
     with pytest.raises(ValueError, match="not a multiple"):
         topo.with_periods([6, 4])
+
+
+def test_with_tree_keeps_the_chosen_servers_and_makes_the_rest_routers(helpers):
+    g = helpers.two_level(groups=(2, 3))
+    g.nodes["s0"]["tier"] = g.nodes["s1"]["tier"] = "edge"
+    topo = load_topology(g)
+    flat = topo.with_tree(AggregationTree([0, 1, 2, 3, 4], [6]), [0])  # local SGD: the cloud alone
+    assert flat.role["s0"] == flat.role["s1"] == "router" and flat.periods == [[6]]
+    assert flat.worker_nodes == topo.worker_nodes and flat.uplink_path("w0") == ["w0", "s0", "cloud"]
+    assert flat.tiers == ("cloud",)
+    same = topo.with_tree(AggregationTree([[0, 1], [2, 3, 4]], [8, [2, 4]]), [0, 1, 2])
+    assert same.periods == topo.with_periods([8, [2, 4]]).periods == [[8], [2, 4]] and same.tiers == ("cloud", "edge")
+    with pytest.raises(RuntimeError, match="does not sit on the servers"):
+        topo.with_tree(AggregationTree([[0, 1, 2], [3, 4]], [4, 2]), [0, 1, 2])  # other groups than s0, s1
 
 
 def test_paths_and_uplinks_through_routers(helpers):
