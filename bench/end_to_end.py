@@ -36,7 +36,7 @@ from engine import big_batch_step, model_for
 from peers import SequentialClients, flower_rate
 from testbed.engine import BatchedEngine, MinibatchSampler, WorkerData
 from testbed.experiment.progress import Progress
-from testbed.experiment.runner import NetworkTimer
+from testbed.experiment.timer import NetworkTimer
 from testbed.net import NetworkClock, load_topology
 from testbed.net.builders import hierarchy_graph
 from testbed.device import resolve_device

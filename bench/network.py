@@ -41,7 +41,8 @@ from common import save_results, table
 from testbed.data import load_dataset, make_federated
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.retime import retime as retime_run
-from testbed.experiment.runner import NetworkTimer, run_experiment
+from testbed.experiment.runner import run_experiment
+from testbed.experiment.timer import NetworkTimer
 from testbed.models import build_model, count_parameters
 from testbed.net import FLUID, NetworkClock, TcpModel, load_topology, price_schedule
 from testbed.net.builders import hierarchy_graph
@@ -70,9 +71,9 @@ class TimedTimer(NetworkTimer):
         super().__init__(clock)
         self.seconds = 0.0
 
-    def on_step(self, t, aggregated, participants) -> None:
+    def on_step(self, step) -> None:
         start = time.perf_counter()
-        super().on_step(t, aggregated, participants)
+        super().on_step(step)
         self.seconds += time.perf_counter() - start
 
     def on_eval(self, row) -> None:

@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # the machine refused: disk full, read-only file system, I/O error
         print(f"testbed {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 1
+    finally:
+        if world is not None:  # a rank leaving with gloo's threads alive aborts at exit (SIGABRT)
+            from testbed.engine import world as process_group
+
+            process_group.shutdown()
 
 
 def launched_world(command: str):

@@ -25,7 +25,9 @@ server averages its children), so a global aggregation reproduces Algorithm 1's
 ``1/N sum_i w_i`` with ``weighting="uniform"``. BatchNorm running statistics are averaged
 with the parameters; momentum buffers stay with their worker (as with one optimizer per
 worker). With ``participation < 1`` each round of the top-level period draws a fraction of
-every bottom group; the others sit the round out and receive the averages.
+every bottom group; the others sit the round out and receive the averages. Both come from
+one :class:`~testbed.schedule.Schedule` (``result.schedule``); a callback's ``admit`` may
+leave late workers out of an average (deadlines).
 """
 
 from __future__ import annotations
@@ -42,13 +44,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from testbed.device import resolve_device
-from testbed.engine import ENGINES, MinibatchSampler, WorkerData, plan_aggregation, sample_participants, subtree_weights
+from testbed.engine import ENGINES, MinibatchSampler, WorkerData, plan_aggregation, subtree_weights
 from testbed.engine.aggregation import WEIGHTINGS
 from testbed.engine.nonfinite import NonFiniteWatch
 from testbed.engine.augment import check_augment
 from testbed.engine.precision import check_precision
 from testbed.evaluation import evaluate, train_sample
-from testbed.tree import AggregationTree, NestedTree, PeriodSpec, Server
+from testbed.schedule import Schedule, Step
+from testbed.tree import AggregationTree, NestedTree, PeriodSpec
 
 log = logging.getLogger("testbed")
 
@@ -105,8 +108,12 @@ class Callback:
     def on_start(self, run: "HSGDRun") -> None:
         """Before the first iteration; ``run`` gives access to the tree, data and models."""
 
-    def on_step(self, t: int, aggregated: list[Server], participants: np.ndarray | None) -> None:
-        """After local iteration t and the averages due at t (``aggregated`` = top servers)."""
+    def admit(self, step: Step) -> Step:
+        """Before ``step``'s averages: the step to average (a clock with deadlines drops the late)."""
+        return step
+
+    def on_step(self, step: Step) -> None:
+        """After local iteration ``step.t`` and the averages the step names."""
 
     def on_eval(self, row: dict[str, Any]) -> None:
         """An evaluation row; a callback may add columns to it before it is stored."""
@@ -123,6 +130,7 @@ class SimulationResult:
     config: TrainConfig
     extras: dict[str, Any] = field(default_factory=dict)
     events: pd.DataFrame | None = None  # the clock's event log when priced on a network
+    schedule: Schedule | None = None  # what was averaged at every iteration (participants, drops)
 
 
 ModelSource = nn.Module | str | Callable[[], nn.Module]
@@ -241,50 +249,53 @@ class HSGDRun:
         batch_seq, participation_seq, train_sample_seq, augment_seq = np.random.SeedSequence(config.seed).spawn(4)
         self.sampler = MinibatchSampler(data, config.batch_size, int(batch_seq.generate_state(1)[0]),
                                         config.augment, int(augment_seq.generate_state(1)[0]))
-        self.participation_rng = np.random.default_rng(participation_seq)
+        self.schedule = Schedule(tree, config.participation, participation_seq)
         self.train_sample = train_sample(data, config.train_eval_samples, np.random.default_rng(train_sample_seq))
         self.data = data
         self.eval_data = None if eval_data is None else tuple(torch.as_tensor(t).to(device) for t in eval_data)
         self._eval_model = None
-        self.participants: np.ndarray | None = None  # this round's, None = everyone
 
     def run(self, callbacks: Sequence[Callback] = (), resume: dict[str, Any] | None = None) -> SimulationResult:
         """The main loop; ``resume`` is a ``state_dict()`` taken at the end of an iteration."""
         tree, cfg = self.tree, self.config
-        round_length = tree.servers[0].period  # one aggregation round = one global period
         self.rows: list[dict[str, Any]] = []
         self.t = 0
         self.stop_reason: str | None = None
         if resume is not None:
             self.load_state_dict(resume)
+        else:  # a second run() of this object starts over (the generators go on)
+            self.schedule.restart()
         participants = self.participants
         watch = NonFiniteWatch(tree.n_workers, self.device, participants)
         for cb in callbacks:
             cb.on_start(self)
         for t in range(self.t + 1, cfg.iterations + 1):
             self.t = t
-            # ---- a new round: draw who takes part ----
-            if (t - 1) % round_length == 0:
-                participants = sample_participants(tree, cfg.participation, self.participation_rng)
-                self.participants = participants
+            # ---- the schedule: who takes part (drawn at a round start), who aggregates ----
+            step = self.schedule.next(t)
+            participants = step.participants
+            if step.round_start:
                 watch.set_participants(participants)
             # ---- local step on every worker: w_j <- w_j - lr * g(w_j, zeta_j) ----
             losses = self.engine.step(self.sampler.next(), cfg.lr, participants)
             watch.record(losses, t)
             # ---- a non-finite loss would spread through the averages: stop before them (read on
             # the host only here: no device sync per step; the status names the first one) ----
-            aggregated = tree.top_aggregating(t)
+            aggregated = [tree.servers[s] for s in step.aggregating_servers]
             evaluating = t % cfg.eval_interval == 0 or t == cfg.iterations
             status = watch.check() if aggregated or evaluating else None
             if status:
                 self._diverged(t, status, callbacks)
                 break
-            # ---- every server whose period divides t averages its subtree ----
+            # ---- every server whose period divides t averages its subtree (the late left out) ----
             if aggregated:
-                plan = plan_aggregation(tree, aggregated, cfg.weighting, self.sample_counts, participants)
+                for cb in callbacks:
+                    step = cb.admit(step)
+                plan = plan_aggregation(tree, aggregated, cfg.weighting, self.sample_counts, step.contributors)
                 self.engine.average(plan)
+            self.schedule.record(step)
             for cb in callbacks:
-                cb.on_step(t, aggregated, participants)
+                cb.on_step(step)
             # ---- a callback asked to stop after this iteration (time budget spent): evaluate it ----
             if self.stop_reason is not None and not evaluating:
                 evaluating = True
@@ -305,7 +316,7 @@ class HSGDRun:
                 break
         state = self.engine.global_state(self._global_weights(participants))
         extras = {"status": self.rows[-1].get("status", "ok") if self.rows else "ok", "stop": self.stop_reason}
-        return SimulationResult(state, pd.DataFrame(self.rows), tree, cfg, extras)
+        return SimulationResult(state, pd.DataFrame(self.rows), tree, cfg, extras, schedule=self.schedule)
 
     def stop(self, reason: str) -> None:
         """For callbacks (``on_step``, ``on_eval``): end the run after this iteration, evaluated,
@@ -322,23 +333,15 @@ class HSGDRun:
         self.rows.append(row)
 
     # ---- checkpoints: everything needed to continue after iteration t ----
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "t": self.t,
-            "engine": self.engine.state_dict(),
-            **self.sampler.get_state(),  # "sampler" and "augment"
-            "participation_rng": _json_safe(self.participation_rng.bit_generator.state),
-            "participants": None if self.participants is None else torch.as_tensor(self.participants),
-            "rows": [dict(r) for r in self.rows],
-        }
+    def state_dict(self) -> dict[str, Any]:  # the sampler's: sampler, augment; the schedule's: participation_rng, participants
+        return {"t": self.t, "engine": self.engine.state_dict(), **self.sampler.get_state(),
+                **self.schedule.state_dict(), "rows": [dict(r) for r in self.rows]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.t = int(state["t"])
         self.engine.load_state_dict(state["engine"])
         self.sampler.set_state(state)
-        self.participation_rng.bit_generator.state = _from_json_safe(state["participation_rng"])
-        p = state["participants"]
-        self.participants = None if p is None else p.numpy().astype(bool)
+        self.schedule.load_state_dict(state, self.t)
         self.rows = [dict(r) for r in state["rows"]]
 
     def _global_weights(self, participants: np.ndarray | None) -> np.ndarray:
@@ -375,6 +378,8 @@ class HSGDRun:
         """The current global average model, in eval mode (a shared copy: do not keep it)."""
         return self._model_with(self.engine.global_state(self._global_weights(self.participants)))
 
+    participants = property(lambda self: self.schedule.participants, doc="This round's participants (None: everyone).")
+
     def _model_with(self, state: dict[str, torch.Tensor]) -> nn.Module:
         if self._eval_model is None:
             import copy
@@ -382,15 +387,6 @@ class HSGDRun:
             self._eval_model = copy.deepcopy(self.template).to(self.device)
         self._eval_model.load_state_dict(state)
         return self._eval_model.eval()
-
-
-def _json_safe(state: dict) -> dict:
-    """numpy's generator state holds 128-bit ints; keep them as text for weights_only loads."""
-    return {k: _json_safe(v) if isinstance(v, dict) else (str(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in state.items()}
-
-
-def _from_json_safe(state: dict) -> dict:
-    return {k: _from_json_safe(v) if isinstance(v, dict) else (int(v) if isinstance(v, str) and v.lstrip("-").isdigit() else v) for k, v in state.items()}
 
 
 def per_sample_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

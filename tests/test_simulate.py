@@ -125,8 +125,8 @@ def test_callbacks_see_every_step_and_can_add_columns():
     seen = []
 
     class Recorder(testbed.Callback):
-        def on_step(self, t, aggregated, participants):
-            seen.append((t, [s.id for s in aggregated]))
+        def on_step(self, step):
+            seen.append((step.t, list(step.aggregating_servers)))
 
         def on_eval(self, row):
             row["extra"] = row["iteration"] * 2

@@ -1,6 +1,6 @@
 """Training engines: the batched production path and the per-worker loop reference."""
 
-from testbed.engine.aggregation import AggregationPlan, plan_aggregation, sample_participants, subtree_weights
+from testbed.engine.aggregation import AggregationPlan, plan_aggregation, subtree_weights
 from testbed.engine.batched import BatchedEngine
 from testbed.engine.batches import Batch, MinibatchSampler, WorkerData
 from testbed.engine.loop import LoopEngine
@@ -16,6 +16,5 @@ __all__ = [
     "MinibatchSampler",
     "WorkerData",
     "plan_aggregation",
-    "sample_participants",
     "subtree_weights",
 ]

@@ -96,17 +96,3 @@ def plan_aggregation(
         segment[members] = k
         weight[members] = subtree_weights(tree, s, weighting, sample_counts, participants)[members]
     return AggregationPlan(tuple(s.id for s in servers), segment, weight)
-
-
-def sample_participants(
-    tree: AggregationTree, fraction: float, rng: np.random.Generator
-) -> np.ndarray | None:
-    """Draw this round's participants: ``ceil(fraction * n_i)`` workers (at least one)
-    from every bottom-level group i, without replacement. ``None`` means everyone."""
-    if fraction >= 1.0:
-        return None
-    active = np.zeros(tree.n_workers, bool)
-    for s in tree.level(tree.n_levels - 1):
-        k = max(1, int(np.ceil(fraction * len(s.workers) - 1e-9)))
-        active[rng.choice(np.array(s.workers), size=k, replace=False)] = True
-    return active

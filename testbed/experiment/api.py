@@ -48,7 +48,8 @@ def price_on_network(network: Any, algorithm: str, model: Any, compute_ms: float
     model and window defaults. ``compute_ms`` None: each worker node's own compute time."""
     from testbed.experiment.algorithms import resolve_all
     from testbed.experiment.modelcost import model_bytes
-    from testbed.experiment.runner import NetworkTimer, make_clock
+    from testbed.experiment.runner import make_clock
+    from testbed.experiment.timer import NetworkTimer
     from testbed.net import load_topology
 
     if not isinstance(algorithm, str) or algorithm.strip() == "auto":

@@ -2,9 +2,10 @@
 
 A checkpoint holds what training cannot recompute: the engine's stacked worker and
 optimizer state, the minibatch and participation generators, the metrics rows so far,
-and the state of the stateful callbacks (participants per round, the divergence probe's
-generator). The network clock is not stored: it is deterministic given the schedule, so
-a resumed run replays it up to the checkpoint, trace sampler positions included.
+and the state of the stateful callbacks (the schedule's record: participants per round
+and drops; the divergence probe's generator). The network clock is not stored: it is
+deterministic given the schedule, so a resumed run replays the recorded steps through it
+up to the checkpoint, trace sampler positions included.
 
 Files are written atomically (temporary file, fsync, rename): a crash while writing
 leaves the previous checkpoint intact. They are read with ``torch.load(weights_only=True)``.
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 import torch
 
 from testbed.experiment.rundir import atomic_write_bytes, safe_name
+from testbed.schedule import Step
 from testbed.simulate import Callback, HSGDRun
 
 log = logging.getLogger("testbed.experiment")
@@ -47,15 +49,18 @@ class Checkpointer(Callback):
         self.path, self.every, self.stateful = Path(path), every, stateful
         self.run: HSGDRun | None = None
         self.last_t = 0
+        self.round_over = False
 
     def on_start(self, run: HSGDRun) -> None:
         self.run = run
         self.last_t = run.t
-        self.round = run.tree.servers[0].period
+
+    def on_step(self, step: Step) -> None:
+        self.round_over = step.ends_round
 
     def after_iteration(self, t: int) -> None:
         assert self.run is not None
-        if t % self.round or t - self.last_t < self.every or t >= self.run.config.iterations:
+        if not self.round_over or t - self.last_t < self.every or t >= self.run.config.iterations:
             return
         if self.run.stop_reason is not None:  # the last iteration (budget, target): the run folder takes over
             return

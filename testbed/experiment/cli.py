@@ -172,6 +172,7 @@ def check_against_topology(config: ExperimentConfig, where: Callable[[str], str]
         resolve_all(config.algorithms, topology.tree)
     except ValueError as err:
         raise ValueError(f"{where('algorithms')}: {err} (on {topology.source}, periods {topology.periods})") from None
+    check_deadlines(config.deadline_s, topology, where("deadline_s"))
     if config.device != "auto":
         device = resolve_device(config.device)
         available = device_count(device)
@@ -180,6 +181,13 @@ def check_against_topology(config: ExperimentConfig, where: Callable[[str], str]
                 f"{where('device')}: {config.device!r} is not available on this machine "
                 f"({available} {device.type} device(s)); use auto or cpu"
             )
+
+
+def check_deadlines(deadline_s: tuple[float, ...], topology, where: str) -> None:
+    """One deadline per topology server level at most."""
+    if len(deadline_s) > topology.tree.n_levels:
+        raise ValueError(f"{where}: {len(deadline_s)} deadlines but {topology.source} has {topology.tree.n_levels} "
+                         f"server level(s) ({', '.join(topology.tiers)}); give one per level, top first")
 
 
 def run_config_command(args: argparse.Namespace) -> int:

@@ -83,6 +83,12 @@ class ExperimentConfig:
     """How a server averages its children: uniform (Algorithm 1) or samples (by sample count)."""
     participation: float = 1.0
     """Fraction of each bottom group taking part in a round (drawn per global round)."""
+    deadline_s: tuple[float, ...] = ()
+    """Round deadlines in simulated seconds, one per topology server level, top first (0: none
+    there; empty: none at all), counted from when the server's last average reached its
+    workers: a worker whose model would reach the server later is left out of that round's
+    average and receives the result; the server averages at the deadline or when all have
+    arrived. Training then depends on the network: such a run cannot be re-timed."""
     eval_every: int = 20
     """Evaluate the global average model every this many iterations (a metrics row)."""
     target_acc: float = 0.8
@@ -183,6 +189,9 @@ class ExperimentConfig:
             raise ValueError(f"priced_params: must be >= 0 (0 = the trained model's size), got {self.priced_params}")
         if self.model_bytes_per_param < 1:
             raise ValueError(f"model_bytes_per_param: must be >= 1, got {self.model_bytes_per_param}")
+        if not all(math.isfinite(d) and d >= 0 for d in self.deadline_s):
+            raise ValueError(f"deadline_s: every deadline must be a finite number of seconds >= 0 (0: none), "
+                             f"got {show(self.deadline_s)}")
         if self.window_kib < 0:
             raise ValueError(f"window_kib: must be >= 0 (0 = no window cap), got {self.window_kib}")
         try:

@@ -139,7 +139,7 @@ class StopSync(Callback):
     def on_start(self, run: HSGDRun) -> None:
         self.run = run
 
-    def on_step(self, t: int, aggregated, participants) -> None:
+    def on_step(self, step) -> None:
         if self.budget:
             self._sync()
 

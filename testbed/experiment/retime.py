@@ -1,8 +1,10 @@
 """``testbed retime``: price a finished run again under other traces or another topology.
 
 Synchronous H-SGD does not depend on timing, so the trained curves stay as they are and
-only the clock is replayed: the same iterations, aggregations and participants, on the
-new network. With the same seed this equals a fresh run on that network.
+only the clock is replayed: the run's recorded schedule (the same iterations, aggregations
+and participants) goes through a new clock on the new network. With the same seed this
+equals a fresh run on that network. A run with deadlines let the network decide who was
+averaged: it cannot be re-timed without training again, and is refused.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from testbed.experiment import rundir
 from testbed.experiment.algorithms import describe_algorithms, resolve_all
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.rundir import RUN_FOLDER
-from testbed.experiment.runner import NetworkTimer, finish, make_clock
+from testbed.experiment.runner import finish, make_clock
+from testbed.experiment.timer import replay, stamp
 from testbed.experiment.tidy import event_rows, metrics_frame
 from testbed.net import load_topology
 from testbed.readers import read_csv_file, read_json_file, require_keys
+from testbed.schedule import Schedule
 
 log = logging.getLogger("testbed.experiment")
 
@@ -71,9 +75,15 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
     if unknown:
         raise ValueError(f"{run_dir / 'metrics.csv'}: spec {unknown[0]!r} is not an algorithm of config.json "
                          f"({', '.join(algorithms)}); {RUN_FOLDER}")
-    schedules = _read_json(run_dir / "schedule.json")
-    if not isinstance(schedules, dict):
-        raise ValueError(f"{run_dir / 'schedule.json'}: expected a JSON object of participants per pair")
+    if not (run_dir / "schedule.json").exists():
+        raise FileNotFoundError(f"{run_dir / 'schedule.json'}: missing; {RUN_FOLDER}")
+    schedules = rundir.read_schedules(run_dir / "schedule.json")
+    timed = [(spec, seed, s["timing"]) for (spec, seed), s in schedules.items() if s.get("timing")]
+    if timed or any(old.deadline_s):
+        spec, seed, why = timed[0] if timed else (trained[0]["spec"], old.seeds[0], "deadline_s")
+        raise ValueError(f"{run_dir}: {spec} seed {seed} was trained with {why} = {old.deadline_s}: the network decided "
+                         f"who was averaged, so another network would have trained other models; a re-time cannot "
+                         f"price it without training again (run the experiment on the new network instead)")
 
     staging = rundir.new_run_dir(reports_root or run_dir.parent.parent, topo.name, "retime", config.to_dict())
     try:
@@ -85,7 +95,7 @@ def retime(run_dir: Path, trace_overrides: dict[str, str] | None = None, topolog
 
 
 def _write_retimed(run_dir: Path, staging: Path, topology: str | None, topo, config: ExperimentConfig, info: dict,
-                   algorithms: dict, metrics: pd.DataFrame, schedules: dict) -> Path:
+                   algorithms: dict, metrics: pd.DataFrame, schedules: rundir.SchedulePairs) -> Path:
     """Price every pair again on ``topo``, write the files into ``staging`` and rename it into
     place; returns the final folder."""
     log.info("re-timing %s into %s", run_dir, staging)
@@ -93,13 +103,17 @@ def _write_retimed(run_dir: Path, staging: Path, topology: str | None, topo, con
     for (spec, seed), rows in metrics.groupby(["spec", "seed"], sort=False):
         algorithm = algorithms[spec]
         clock = make_clock(topo, algorithm, info["model_bytes"], info.get("compute_ms"), config, int(seed))
-        timer = NetworkTimer(clock)
-        timer.load_state_dict({"participants": schedules.get(f"{spec}|{seed}", {})})
+        if clock.has_deadlines:
+            raise ValueError(f"--topo {config.topology}: its servers have deadlines (deadline_s): who is averaged "
+                             f"would depend on this network, and a re-time only replays the recorded schedule; "
+                             f"run the experiment on it instead")
+        recorded = schedules.get((spec, int(seed)), {"rounds": [], "drops": []})
+        schedule = Schedule.from_json(algorithm.tree, recorded, f"{run_dir / 'schedule.json'}: {spec} seed {seed}")
         stamped = []
         for t in sorted(set(rows.iteration.astype(int))):
-            timer.replay(t)  # the same iterations, aggregations and participants, on the new network
+            replay(clock, schedule, t)  # the same steps, on the new network
             row = {"iteration": t}
-            timer.on_eval(row)
+            stamp(clock, row)
             stamped.append(row)
         times = pd.DataFrame(stamped)
         kept = rows[[c for c in rows.columns if not _is_time_column(c)]]
@@ -113,7 +127,7 @@ def _write_retimed(run_dir: Path, staging: Path, topology: str | None, topo, con
     info["preset"] = "retime"
     # the run's own topology.json when the topology stays: the file it trained with
     rundir.write_description(staging, info, topo, (run_dir / "topology.json").read_text() if topology is None else None)
-    rundir.atomic_write_json(staging / "schedule.json", schedules)
+    rundir.atomic_write_json(staging / "schedule.json", rundir.schedules_json(schedules))
     rundir.atomic_write_csv(staging / "events.csv", pd.concat(events, ignore_index=True))
     rundir.atomic_write_csv(staging / "metrics.csv", metrics_frame(frames, topo.tiers))
     return rundir.publish(staging)

@@ -190,18 +190,54 @@ class Done:
 
     metrics: pd.DataFrame | None
     events: pd.DataFrame | None
-    schedules: dict[str, Any]
+    schedules: "SchedulePairs"
 
 
 def read_done(run_dir: Path) -> Done:
     """The files of a run folder that a resume continues, read strictly (refusals name the file)."""
-    schedule_file = run_dir / "schedule.json"
-    schedules = read_json_file(schedule_file, RUN_FOLDER) if schedule_file.exists() else {}
-    if not isinstance(schedules, dict):
-        raise ValueError(f"{schedule_file}: expected a JSON object of participants per pair; {RUN_FOLDER}")
+    schedules = read_schedules(run_dir / "schedule.json")
     return Done(_read_csv(run_dir / "metrics.csv", ("algorithm", "spec", "seed", "iteration")),
                 _read_csv(run_dir / "events.csv", ("algorithm", "seed")), schedules)
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame | None:
     return read_csv_file(path, RUN_FOLDER, required) if path.exists() else None
+
+
+# ---- schedule.json: the recorded Schedule (testbed.schedule) of every algorithm x seed ----
+SCHEDULE_FORMAT = "testbed-schedules/1"
+SchedulePairs = dict[tuple[str, int], dict[str, Any]]  # (spec, seed) -> Schedule.to_json()
+
+
+def schedules_json(pairs: SchedulePairs) -> dict[str, Any]:
+    """The file's content for ``pairs``, in their order."""
+    return {"format": SCHEDULE_FORMAT, "pairs": [{"spec": spec, "seed": seed, "schedule": s} for (spec, seed), s in pairs.items()]}
+
+
+def read_schedules(path: Path) -> SchedulePairs:
+    """The pairs of a schedule.json (none when the file is absent); an old run folder's
+    ``"spec|seed"`` keys are read too. Refusals name the file and what was expected."""
+    if not path.exists():
+        return {}
+    data = read_json_file(path, RUN_FOLDER)
+    if isinstance(data, dict) and data.get("format") == SCHEDULE_FORMAT:
+        pairs = data.get("pairs")
+        if not isinstance(pairs, list) or not all(isinstance(p, dict) and {"spec", "seed", "schedule"} <= set(p)
+                                                   and isinstance(p["schedule"], dict) for p in pairs):
+            raise ValueError(f"{path}: 'pairs' must be a list of {{spec, seed, schedule}} objects; {RUN_FOLDER}")
+        return {(str(p["spec"]), int(p["seed"])): p["schedule"] for p in pairs}
+    if isinstance(data, dict) and "format" not in data:  # before the format: {"spec|seed": {start: [workers]}}
+        try:
+            return {_legacy_key(key): {"rounds": [{"start": int(t), "participants": list(w)} for t, w in rounds.items()],
+                                       "drops": [], "timing": None} for key, rounds in data.items()}
+        except (AttributeError, TypeError, ValueError):
+            pass
+    raise ValueError(f"{path}: not a schedule file: expected {{\"format\": \"{SCHEDULE_FORMAT}\", \"pairs\": [...]}} "
+                     f"(or an older run's {{\"spec|seed\": {{round start: [workers]}}}}); {RUN_FOLDER}")
+
+
+def _legacy_key(key: str) -> tuple[str, int]:
+    spec, sep, seed = key.rpartition("|")
+    if not sep:
+        raise ValueError(key)
+    return spec, int(seed)

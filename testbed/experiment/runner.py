@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 import testbed
@@ -26,6 +25,7 @@ from testbed.experiment.progress import Progress
 from testbed.experiment.setup import Setup, prepare, write_static_files
 from testbed.experiment.stopping import short_of_budget, stopping_callbacks
 from testbed.experiment.tidy import event_rows, metric_rows, metrics_frame, refuse_old_columns
+from testbed.experiment.timer import NetworkTimer
 from testbed.net import NetworkClock
 from testbed.report import build_report
 from testbed.simulate import Callback
@@ -33,42 +33,6 @@ from testbed.theory.probe import DivergenceProbe
 
 log = logging.getLogger("testbed.experiment")
 LARGE_EVENT_LOG = 10**6  # rows of one pair's event log worth a hint (pandas writes ~4e5 rows/s)
-
-
-class NetworkTimer(Callback):
-    """Charges each iteration on a NetworkClock and stamps evaluation rows with its time.
-    The same object prices a finished run again (re-time), so both paths agree exactly."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.participants: dict[int, list[int]] = {}  # round start iteration -> participants
-
-    def on_step(self, t: int, aggregated, participants: np.ndarray | None) -> None:
-        if participants is not None and t not in self.participants and (t - 1) % self.clock.tree.servers[0].period == 0:
-            self.participants[t] = np.flatnonzero(participants).tolist()
-        self.clock.advance(t, participants)
-
-    def on_eval(self, row: dict[str, Any]) -> None:
-        row["sim_time_s"] = self.clock.now_s
-        row.update({k: v for k, v in self.clock.breakdown().items() if k.endswith("_s") and k != "now_s"})
-
-    def participants_at(self, t: int) -> np.ndarray | None:
-        """Who took part in iteration t's round (None: everyone), from the recorded rounds."""
-        if not self.participants:
-            return None
-        start = (t - 1) // self.clock.tree.servers[0].period * self.clock.tree.servers[0].period + 1
-        return np.isin(np.arange(self.clock.tree.n_workers), self.participants[start])
-
-    def replay(self, until_t: int) -> None:
-        """Advance the clock through iterations 1..until_t again (resume, re-time)."""
-        for t in range(self.clock.t + 1, until_t + 1):
-            self.clock.advance(t, self.participants_at(t))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"participants": {str(t): list(w) for t, w in self.participants.items()}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.participants = {int(t): list(w) for t, w in state["participants"].items()}
 
 
 def run_experiment(config: ExperimentConfig, reports_root: Path = Path("reports"), tag: str = "run", progress: bool = True) -> Path:
@@ -115,19 +79,19 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
         labels = {a.label: a.spec for a in setup.algorithms}
         kept = [(labels.get(a), s) in finished_pairs for a, s in zip(done_events.algorithm, done_events.seed)]
         events.add(done_events[kept])
-    schedules = dict(done.schedules)
+    schedules = dict(done.schedules)  # (spec, seed) -> the recorded schedule's JSON
     world = current_world()
     if world:  # torchrun: the other ranks prepare the same setup, then train what rank 0 announces
         distributed.announce(setup.config)
     results: dict[tuple[str, int], tuple[pd.DataFrame, pd.DataFrame, dict]] = {}  # (spec, seed) -> trained pair
 
     def trained(spec: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-        """A finished pair's rows, events and participants: this session's or a resumed run's."""
+        """A finished pair's rows, events and schedule: this session's or a resumed run's."""
         if (spec, seed) not in results:
             label = next(a.label for a in setup.algorithms if a.spec == spec)
             results[spec, seed] = (done_metrics[(done_metrics.spec == spec) & (done_metrics.seed == seed)],
                                    done_events[(done_events.algorithm == label) & (done_events.seed == seed)],
-                                   schedules.get(f"{spec}|{seed}", {}))
+                                   schedules.get((spec, seed), {"rounds": [], "drops": []}))
         return results[spec, seed]
 
     for seed in setup.config.seeds:
@@ -144,18 +108,18 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
             if algorithm.same_schedule_as:  # trained once: the twin's rows under this label
                 log.info("%s seed %d: the same schedule as %s, not trained again", algorithm.label, seed,
                          algorithm.same_schedule_as)
-                rows, algo_events, participants = _relabel(trained(algorithm.same_schedule_as, seed), algorithm)
+                rows, algo_events, schedule = _relabel(trained(algorithm.same_schedule_as, seed), algorithm)
             else:
                 federated = federated or setup.federated(seed)
                 if world:
                     distributed.announce((algorithm.spec, seed, str(path)))
-                rows, algo_events, participants = train_one(setup, algorithm, federated, seed, progress, path)
-            results[algorithm.spec, seed] = (rows, algo_events, participants)
+                rows, algo_events, schedule = train_one(setup, algorithm, federated, seed, progress, path)
+            results[algorithm.spec, seed] = (rows, algo_events, schedule)
             metrics.append(rows)
             events.add(algo_events)
-            schedules[f"{algorithm.spec}|{seed}"] = participants
+            schedules[algorithm.spec, seed] = schedule
             events.write()
-            rundir.atomic_write_json(run_dir / "schedule.json", schedules)
+            rundir.atomic_write_json(run_dir / "schedule.json", rundir.schedules_json(schedules))
             # last: a pair counts as finished once it is in metrics.csv
             rundir.atomic_write_csv(run_dir / "metrics.csv", metrics_frame(metrics, setup.topology.tiers))
             path.unlink(missing_ok=True)
@@ -166,10 +130,10 @@ def run_all(setup: Setup, run_dir: Path, progress: bool, done: rundir.Done | Non
 
 
 def _relabel(result: tuple[pd.DataFrame, pd.DataFrame, dict], algorithm: Algorithm):
-    rows, events, participants = (x.copy() for x in result)
+    rows, events, schedule = (x.copy() for x in result)
     rows["algorithm"], rows["spec"] = algorithm.label, algorithm.spec
     events["algorithm"] = algorithm.label
-    return rows, events, participants
+    return rows, events, schedule
 
 
 def finish(run_dir: Path) -> Path:
@@ -179,11 +143,14 @@ def finish(run_dir: Path) -> Path:
 
 
 def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress: bool, checkpoint: Path | None = None):
-    """One algorithm, one seed: returns its metrics rows, its event log and its participants.
+    """One algorithm, one seed: returns its metrics rows, its event log and its schedule's JSON.
     With ``checkpoint``, continues from it if it exists and saves to it as training goes."""
     cfg = setup.config
     world = current_world()  # torchrun: this rank trains a slice; only rank 0 prices, shows and writes
     clock = make_clock(setup.topology, algorithm, setup.model_bytes, setup.compute_ms, cfg, seed)
+    if world and clock.has_deadlines:  # only rank 0 has the clock that would decide who is averaged
+        raise ValueError("deadline_s: not supported under torchrun yet (rank 0's clock decides who is late, "
+                         "the other ranks' slices would average without knowing); run it in one process")
     timer = NetworkTimer(clock)
     primary = world is None or world.primary  # torchrun: rank 0 prices the run and decides where it stops
     callbacks: list[Callback] = [timer, *stopping_callbacks(clock, cfg.budget_s, cfg.stop_at_target, cfg.target_acc)] if primary else []
@@ -201,10 +168,8 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
         checkpoint = distributed.slice_path(checkpoint, world)
         resume = distributed.agree_on_resume(load_checkpoint(checkpoint), checkpoint, world)
         if resume is not None:
-            for name, obj in stateful.items():
+            for name, obj in stateful.items():  # the timer replays the clock to the checkpoint when the run starts
                 obj.load_state_dict(resume["callbacks"][name])
-            if primary:
-                timer.replay(int(resume["run"]["t"]))
             log.info("%s seed %d: resuming after iteration %d", algorithm.label, seed, int(resume["run"]["t"]))
             resume = resume["run"]
         if cfg.checkpoint_every:
@@ -224,7 +189,7 @@ def train_one(setup: Setup, algorithm: Algorithm, federated, seed: int, progress
     if len(events) > LARGE_EVENT_LOG:
         log.info("%s seed %d: %d event rows (~%.0f s to write); events=aggregations keeps one per round",
                  algorithm.label, seed, len(events), len(events) / 4e5)
-    return rows, events, timer.participants
+    return rows, events, result.schedule.to_json()
 
 
 def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: float | None, cfg: ExperimentConfig,
@@ -239,4 +204,14 @@ def make_clock(topology, algorithm: Algorithm, size_bytes: int, compute_ms: floa
         compute_ms=compute_ms,
         record=cfg.events,
         tcp=cfg.tcp(),
+        deadline_s=server_deadlines(topology, algorithm, cfg.deadline_s),
     )
+
+
+def server_deadlines(topology, algorithm: Algorithm, deadline_s: tuple[float, ...]) -> tuple[float, ...] | None:
+    """Each of the algorithm's servers' round deadline (inf: none) from the config's one per
+    topology server level, top first (0: none there); None without deadlines."""
+    if not any(deadline_s):
+        return None
+    level = [topology.level[topology.server_nodes[i]] for i in algorithm.server_topology_ids]
+    return tuple(deadline_s[l] if l < len(deadline_s) and deadline_s[l] > 0 else float("inf") for l in level)

@@ -18,6 +18,7 @@ from testbed.engine.augment import check_augment
 from testbed.engine.world import current as current_world
 from testbed.experiment import distributed, rundir
 from testbed.experiment.algorithms import Algorithm, describe_algorithms, resolve_all
+from testbed.experiment.cli import check_deadlines
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.keys import in_config_terms
 from testbed.experiment.modelcost import measure_compute_ms, model_bytes, model_shape
@@ -59,6 +60,7 @@ def prepare(config: ExperimentConfig) -> Setup:
     config = shrink_config(config)  # TESTBED_SMOKE: the README test's tiny budget
     topology = load_topology(config.topology, trace_overrides=config.trace_overrides)
     algorithms = resolve_all(config.algorithms, topology.tree)
+    check_deadlines(config.deadline_s, topology, "deadline_s")
     n = topology.tree.n_workers
     options: dict[str, Any] = {}
     if config.dataset == "synthetic":

@@ -34,7 +34,7 @@ class TimeBudget(Callback):
     def on_start(self, run: HSGDRun) -> None:
         self.run = run
 
-    def on_step(self, t: int, aggregated, participants) -> None:
+    def on_step(self, step) -> None:
         if self.clock.now_s >= self.budget_s:
             self.run.stop(BUDGET)
 

@@ -28,6 +28,13 @@ comm up to its own down-path duration, the rest wait. A round's broadcast starts
 once the previous broadcast in that subtree has arrived everywhere, so rounds never
 overlap on a link (this can only bind under partial participation).
 
+Deadlines (``deadline_s``, per server): a round's deadline counts from when the server's
+previous average reached all its workers. :meth:`NetworkClock.admit` prices the step
+tentatively and leaves out every participant whose model, sent up its own path, would
+reach the top server after the deadline; :meth:`NetworkClock.advance` then prices the step
+with those workers as non-participants, and a server that left someone out averages at
+its deadline (not earlier: it cannot know the late model will not come).
+
 The subtrees whose rounds complete the averaging at one iteration are disjoint, so
 they are priced together, one :class:`~testbed.net.forest.Forest` per level of their
 top servers: in closed form when that is exact for all of them (no shared link can
@@ -37,6 +44,7 @@ rounds each backend priced.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass
@@ -45,6 +53,9 @@ from typing import Callable, Mapping, Sequence
 import networkx as nx
 import numpy as np
 
+from testbed.schedule import Drop, Step
+
+from .deadlines import Deadlines
 from .events import Event, EventLog
 from .links import LinkModel, seed_roots
 from .probe import DEFAULT_WINDOW_BYTES
@@ -67,6 +78,7 @@ class ClockConfig:
     engine: str = "auto"  # 'auto': vector when exact, else simpy, round by round; 'vector'; 'simpy'
     record: str = "all"  # event log: 'all', 'aggregations' (one record per round) or 'none'
     tcp: TcpModel = TcpModel()  # slow start, headers, idle restart; TcpModel(kind='fluid') for plain max-min
+    deadline_s: float | tuple[float, ...] | None = None  # round deadline of every server, or one per server id (inf: none)
 
     def __post_init__(self) -> None:
         if not isinstance(self.tcp, TcpModel):
@@ -78,6 +90,10 @@ class ClockConfig:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         if self.window_bytes is not None and (isinstance(self.window_bytes, bool) or not self.window_bytes > 0):
             raise ValueError(f"window_bytes must be > 0 or None, got {self.window_bytes!r}")
+        if self.deadline_s is not None:
+            arr = np.atleast_1d(np.asarray(self.deadline_s, dtype=float))
+            if np.any(np.isnan(arr)) or np.any(arr <= 0):
+                raise ValueError(f"deadline_s must be > 0 seconds (inf: no deadline), got {self.deadline_s!r}")
         if self.compute_ms is not None:
             arr = np.atleast_1d(np.asarray(self.compute_ms, dtype=float))
             if not np.all(np.isfinite(arr)) or np.any(arr < 0):
@@ -104,11 +120,14 @@ class NetworkClock:
         engine: str = "auto",
         record: str = "all",
         tcp: TcpModel | None = None,
+        deadline_s: float | Sequence[float] | None = None,
     ):
         if compute_ms is not None and not np.isscalar(compute_ms):
             compute_ms = tuple(float(x) for x in compute_ms)
+        if deadline_s is not None and not np.isscalar(deadline_s):
+            deadline_s = tuple(float(x) for x in deadline_s)
         tcp = TcpModel() if tcp is None else tcp
-        self.config = ClockConfig(model_bytes, seed, window_bytes, compute_ms, sampling, engine, record, tcp)
+        self.config = ClockConfig(model_bytes, seed, window_bytes, compute_ms, sampling, engine, record, tcp, deadline_s)
         self.topology = topo = load_topology(topology, trace_overrides=trace_overrides)
         self._idx = TreeIndex(topo)
         if engine == "vector" and self._idx.links_shared:
@@ -130,45 +149,77 @@ class NetworkClock:
         self._delivered = np.zeros(n)  # last time each worker received an average
         self._all = np.ones(n, dtype=bool)
         self.t = 0
-        # which subtrees aggregate at t repeats with the cloud's period (all periods divide it);
-        # filled as iterations reach each phase, so a huge period costs no memory up front
-        self._period0 = topo.tree.servers[0].period
-        self._tops: dict[int, list[Forest]] = {}
+        # the forests of each set of top servers, built the first time a step names it
+        self._tops: dict[tuple[int, ...], list[Forest]] = {}
         self._log = EventLog(topo, self._idx, float(model_bytes), full=record == "all")
+        deadlines = Deadlines(topo, deadline_s)
+        self._deadlines = deadlines if deadlines.any else None
 
     # ---- the main loop ------------------------------------------------------------------
-    def advance(self, t: int, participants: np.ndarray | None = None) -> float:
-        """Local iteration ``t`` (1, 2, ...): each participant computes, then every
-        aggregation due at ``t`` runs. ``participants``: None (all) or a bool array
-        [n_workers]. Returns :attr:`now_s`."""
-        if t != self.t + 1:
+    def advance(self, step: Step | int, participants: np.ndarray | None = None) -> float:
+        """Price one local iteration: each participant computes, then every aggregation
+        the step names runs (its dropped workers send nothing and receive the average).
+        ``step``: a :class:`~testbed.schedule.Step`, or an iteration number (1, 2, ...) with
+        ``participants`` (None: all; a bool array [n_workers]) for the step of the clock's
+        own tree. Returns :attr:`now_s`."""
+        if not isinstance(step, Step):
+            step = Step.at(self.tree, int(step), participants)
+        if step.t != self.t + 1:
             raise ValueError(
-                f"advance({t}) after iteration {self.t}: call once per local iteration, next is {self.t + 1}"
+                f"advance({step.t}) after iteration {self.t}: call once per local iteration, next is {self.t + 1}"
             )
-        part = self._all if participants is None else self._check_participants(participants)
-        step = self._iteration_s(part)
-        self._clock += step
-        self._compute += step
-        for forest in self._top_forests(t):
-            self._aggregate(t, forest, part)
-        self.t = t
+        self._price(step)
         return self.now_s
 
-    def _top_forests(self, t: int) -> list[Forest]:
-        """The subtrees whose aggregation completes the averaging at iteration t, one
-        forest per level of their top servers."""
-        phase = t % self._period0
-        if phase not in self._tops:
+    def admit(self, step: Step) -> Step:
+        """``step`` with the workers left out whose model would reach the round's top server
+        after its deadline (each round keeps at least its first arrival). The step is
+        priced tentatively and the clock restored, so :meth:`advance` prices it for real."""
+        if self._deadlines is None or not step.aggregating_servers:
+            return step
+        if step.t != self.t + 1:
+            raise ValueError(f"admit({step.t}) after iteration {self.t}: the step to admit is {self.t + 1}")
+        keep = {id(self.topology): self.topology, id(self.tree): self.tree}  # shared, never changed by pricing
+        saved = copy.deepcopy({k: self.__dict__[k] for k in _PRICING_STATE}, memo=keep)
+        arrivals: list[tuple[Forest, np.ndarray, np.ndarray]] = []
+        try:
+            self._price(step, arrivals)
+        finally:
+            self.__dict__.update(saved)
+        drops: list[Drop] = [d for forest, on, arrival in arrivals for d in self._deadlines.late(forest, on, arrival)]
+        return step.without(sorted(drops, key=lambda d: d.worker), self.topology.n_workers)
+
+    def _price(self, step: Step, arrivals: list | None = None) -> None:
+        """Compute, then the step's aggregations; ``arrivals``: a tentative pricing that
+        collects (forest, senders, own-path arrival at the top) per forest and logs nothing."""
+        part = self._all if step.participants is None else self._check_participants(step.participants)
+        iteration = self._iteration_s(part)
+        self._clock += iteration
+        self._compute += iteration
+        senders = part if not step.dropped else self._check_participants(step.contributors)
+        late_roots = {d.server for d in step.dropped}
+        for forest in self._top_forests(step.aggregating_servers):
+            self._aggregate(step.t, forest, senders, late_roots, arrivals)
+        self.t = step.t
+
+    def _top_forests(self, servers: tuple[int, ...]) -> list[Forest]:
+        """The subtrees of the top servers ``servers``, one forest per level."""
+        if servers not in self._tops:
             by_level: dict[int, list[int]] = {}
-            for s in self.tree.top_aggregating(phase or self._period0):
-                by_level.setdefault(s.level, []).append(s.id)
-            self._tops[phase] = [self._idx.forest(by_level[l]) for l in sorted(by_level)]
-        return self._tops[phase]
+            for s in servers:
+                by_level.setdefault(self.tree.servers[s].level, []).append(s)
+            self._tops[servers] = [self._idx.forest(by_level[l]) for l in sorted(by_level)]
+        return self._tops[servers]
 
     @property
     def now_s(self) -> float:
         """Simulated time at which every worker has finished iteration t and its aggregations."""
         return float(self._clock.max())
+
+    @property
+    def has_deadlines(self) -> bool:
+        """Whether a server has a deadline: the clock then decides who is averaged."""
+        return self._deadlines is not None
 
     @property
     def tree(self):
@@ -269,11 +320,12 @@ class NetworkClock:
             )
         return self._all if p.all() else p  # everyone: take the fast path
 
-    def _aggregate(self, t: int, forest: Forest, part: np.ndarray) -> None:
-        """Price the rounds of every subtree of ``forest`` at once (they share no link)."""
+    def _aggregate(self, t: int, forest: Forest, part: np.ndarray, late_roots: set[int], arrivals: list | None) -> None:
+        """Price the rounds of every subtree of ``forest`` at once (they share no link).
+        A root in ``late_roots`` left someone out: it waits for its deadline before it averages."""
         M, S = self._idx.M, float(self.config.model_bytes)
         if part is not self._all:
-            on = np.logical_or.reduceat(part[forest.nodes[M]], forest.worker_seg)
+            on = np.logical_or.reduceat(part[forest[M].nodes], forest.worker_seg)
             if not on.all():  # a subtree with nobody taking part sends nothing
                 if not on.any():
                     return
@@ -281,6 +333,9 @@ class NetworkClock:
         plan = plan_round(self._idx, self._links, forest, None if part is self._all else part)
         l, at = forest.level, forest.workers
         floor = np.maximum.reduceat(self._delivered[at], forest.worker_seg)
+        if late_roots:
+            due = [self._deadlines.due_s(r) if r in late_roots else 0.0 for r in forest.roots]
+            floor = np.maximum(floor, due)
         window = self.config.window_bytes
         rates = solo_rates(plan, window) if self.engine != "simpy" else None
         if rates is not None and solo_rates_fit(self._idx, plan, *rates):
@@ -291,11 +346,13 @@ class NetworkClock:
             self.rounds_by_engine["simpy"] += len(forest.roots)
         up_chain = down_chain = np.zeros(len(forest.roots))
         for d in range(l + 1, M + 1):  # own-path transfer time from the top down to each node
-            up_chain = (tm.up_end[d] - tm.up_start[d]) + up_chain[forest.pp[d]]
-            down_chain = (tm.down_end[d] - tm.down_start[d]) + down_chain[forest.pp[d]]
+            up_chain = (tm.up_end[d] - tm.up_start[d]) + up_chain[forest[d].parent]
+            down_chain = (tm.down_end[d] - tm.down_start[d]) + down_chain[forest[d].parent]
         c = self._clock[at]
+        if arrivals is not None:
+            arrivals.append((forest, plan.active[M], c + up_chain))
         deliver = tm.down_end[M]
-        if plan.active[M] is forest.full[M]:  # everyone took part
+        if plan.everyone:
             comm = up_chain + down_chain
             self._wait[at] += (deliver - c) - comm
             self._clock[at] = deliver
@@ -307,8 +364,15 @@ class NetworkClock:
             self._clock[at] = np.where(on, deliver, np.maximum(c, deliver))
         self._comm[at, l] += comm
         self._delivered[at] = deliver
-        if self.config.record != "none":
+        if self._deadlines is not None:
+            self._deadlines.restart(forest, self._delivered)
+        if self.config.record != "none" and arrivals is None:
             self._log.append(t, forest, plan.active, tm)
+
+
+# what pricing a step changes: saved and restored around a tentative pricing (admit)
+_PRICING_STATE = ("_links", "_conn", "_compute_bank", "_clock", "_compute", "_comm", "_wait", "_delivered",
+                  "_deadlines", "rounds_by_engine", "t")
 
 
 def price_schedule(

@@ -91,17 +91,17 @@ class EventLog:
     def _rows(self, t: int, forest: Forest, active: list, tm: RoundTimes) -> np.ndarray:
         """The forest's records, subtree by subtree (each in the order of :attr:`events`),
         with a last row holding the subtree's first worker (to order subtrees across forests)."""
-        M, l, nodes = self._idx.M, forest.level, forest.nodes
+        M, l = self._idx.M, forest.level
         size, none = self.model_bytes, np.nan
         blocks, roots = [], []
 
         def block(kind: int, d: int, sel: np.ndarray, start, end, size_b, round_b, peer: bool = True) -> None:
             k = len(sel)
-            node = self._gid[d][nodes[d][sel]]
-            pp = self._gid[d - 1][nodes[d - 1][forest.pp[d][sel]]] if peer else np.full(k, -1)
+            node = self._gid[d][forest[d].nodes[sel]]
+            pp = self._gid[d - 1][forest[d - 1].nodes[forest[d].parent[sel]]] if peer else np.full(k, -1)
             blocks.append(np.stack([np.full(k, t), np.full(k, kind), np.full(k, l), node, pp,
                                     start[sel], end[sel], np.broadcast_to(size_b, k), np.broadcast_to(round_b, k)]))
-            roots.append(forest.root_of[d][sel])
+            roots.append(forest[d].root_of[sel])
 
         if self.full:
             for d in range(M, l, -1):
@@ -110,17 +110,17 @@ class EventLog:
                 sel = np.flatnonzero(active[d])
                 block(_BARRIER, d, sel, tm.first_arrival[d], tm.barrier[d], none, none, peer=False)
             for d in range(l + 1, M + 1):
-                block(_DOWN, d, np.arange(len(nodes[d])), tm.down_start[d], tm.down_end[d], size, none)
+                block(_DOWN, d, np.arange(len(forest[d].nodes)), tm.down_start[d], tm.down_end[d], size, none)
         # one aggregate record per subtree: first send to last delivery, all bytes moved
         moved = np.zeros(len(forest.roots))
         for d in range(l + 1, M + 1):
-            moved += np.bincount(forest.root_of[d], weights=active[d] + 1.0, minlength=len(moved))  # up + down
+            moved += np.bincount(forest[d].root_of, weights=active[d] + 1.0, minlength=len(moved))  # up + down
         first = np.fmin.reduceat(np.where(active[M], tm.up_start[M], np.nan), forest.worker_seg)
         last = np.maximum.reduceat(tm.down_end[M], forest.worker_seg)
         block(_AGG, l, np.arange(len(forest.roots)), first, last, none, size * moved, peer=False)
         order = np.argsort(np.concatenate(roots), kind="stable")
         rows = np.concatenate(blocks, axis=1)[:, order]
-        first_worker = nodes[M][forest.worker_seg][np.concatenate(roots)[order]]
+        first_worker = forest[M].nodes[forest.worker_seg][np.concatenate(roots)[order]]
         return np.concatenate([rows, first_worker[None].astype(float)])
 
     def _columns(self) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ round of numpy (or one SimPy run) prices all of them (:mod:`testbed.net.schedule
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -86,43 +87,41 @@ class TreeIndex:
         if len(levels) != 1:
             raise ValueError(f"a forest's top servers must share one level, got servers {list(sids)}")
         (l,) = levels
-        M = self.M
-        nodes: list = [None] * (M + 1)
-        seg: list = [None] * (M + 1)
-        pp: list = [None] * (M + 1)
-        root_of: list = [None] * (M + 1)
-        nodes[l] = np.sort(np.array([self.server_pos[s][1] for s in sids], dtype=np.int64))
-        root_of[l] = np.arange(len(nodes[l]))
-        for d in range(l + 1, M + 1):
-            cs, parents = self.child_start[d], nodes[d - 1]
-            counts = cs[parents + 1] - cs[parents]
-            nodes[d] = concat_ranges(cs[parents], counts)
-            seg[d - 1] = segment_starts(counts)
-            pp[d] = np.repeat(np.arange(len(parents)), counts)
-            root_of[d] = root_of[d - 1][pp[d]]
-        hops: list = [None] * (M + 1)
-        hops_down: list = [None] * (M + 1)
-        hop_seg: list = [None] * (M + 1)
-        share: list = [None] * (M + 1)
-        for d in range(l + 1, M + 1):
-            p = self.hop_ptr[d]
-            if self.single_link:
-                hops[d] = hops_down[d] = self.hop_links[d][nodes[d]]
-            else:  # a hop crosses routers: CSR, and reversed within each hop for the way down
-                counts = p[nodes[d] + 1] - p[nodes[d]]
-                hops[d] = self.hop_links[d][concat_ranges(p[nodes[d]], counts)]
-                hops_down[d] = self.hop_links[d][concat_ranges(p[nodes[d]], counts, reverse=True)]
-                hop_seg[d] = segment_starts(counts)
-            rel = np.full(len(self.level_nodes[d]), -1, dtype=np.int64)
-            rel[nodes[d]] = np.arange(len(nodes[d]))
-            keep = rel[self.share_pos[d]] >= 0
-            share[d] = (rel[self.share_pos[d][keep]], self.share_link[d][keep])
-        full = [None] * l + [np.ones(len(nodes[d]), dtype=bool) for d in range(l, M + 1)]
-        links = np.unique(np.concatenate(hops[l + 1 :]))
-        worker_seg = np.flatnonzero(np.diff(root_of[M], prepend=-1))
-        spans = [None] * l + [_as_slice(nodes[d]) for d in range(l, M + 1)]
-        return Forest(tuple(sorted(sids, key=lambda s: self.server_pos[s][1])), l, nodes, spans, seg,
-                      pp, root_of, worker_seg, hops, hops_down, hop_seg, share, links, full)
+        nodes = np.sort(np.array([self.server_pos[s][1] for s in sids], dtype=np.int64))
+        root_of = np.arange(len(nodes))
+        built: list[ForestLevel] = []
+        for d in range(l, self.M + 1):
+            parent = hops = hops_down = hop_seg = share = None
+            if d > l:
+                cs, parents = self.child_start[d], nodes
+                counts = cs[parents + 1] - cs[parents]
+                nodes = concat_ranges(cs[parents], counts)
+                built[-1] = dataclasses.replace(built[-1], children=segment_starts(counts))
+                parent = np.repeat(np.arange(len(parents)), counts)
+                root_of = root_of[parent]
+                hops, hops_down, hop_seg, share = self._hops(d, nodes)
+            built.append(ForestLevel(nodes, _as_slice(nodes), root_of, np.ones(len(nodes), dtype=bool), None, parent,
+                                     hops, hops_down, hop_seg, share))
+        links = np.unique(np.concatenate([lv.hops for lv in built[1:]]))
+        worker_seg = np.flatnonzero(np.diff(root_of, prepend=-1))
+        return Forest(tuple(sorted(sids, key=lambda s: self.server_pos[s][1])), l, tuple(built), worker_seg, links)
+
+    def _hops(self, d: int, nodes: np.ndarray) -> tuple:
+        """The hop links of level d's ``nodes`` (up and down order, CSR starts or None) and
+        their (node, shared link index) pairs."""
+        p = self.hop_ptr[d]
+        hop_seg = None
+        if self.single_link:
+            hops = hops_down = self.hop_links[d][nodes]
+        else:  # a hop crosses routers: CSR, and reversed within each hop for the way down
+            counts = p[nodes + 1] - p[nodes]
+            hops = self.hop_links[d][concat_ranges(p[nodes], counts)]
+            hops_down = self.hop_links[d][concat_ranges(p[nodes], counts, reverse=True)]
+            hop_seg = segment_starts(counts)
+        rel = np.full(len(self.level_nodes[d]), -1, dtype=np.int64)
+        rel[nodes] = np.arange(len(nodes))
+        keep = rel[self.share_pos[d]] >= 0
+        return hops, hops_down, hop_seg, (rel[self.share_pos[d][keep]], self.share_link[d][keep])
 
 
 def _as_slice(positions: np.ndarray) -> slice | np.ndarray:
@@ -133,35 +132,48 @@ def _as_slice(positions: np.ndarray) -> slice | np.ndarray:
 
 
 @dataclass(frozen=True)
+class ForestLevel:
+    """One level d of a forest (d from the top servers' level down to the workers). A node's
+    position within these arrays is what the round arrays of level d refer to."""
+
+    nodes: np.ndarray  # the forest's nodes as positions in the whole level (sorted)
+    span: slice | np.ndarray  # nodes as a slice where contiguous (cheap views of per-node arrays)
+    root_of: np.ndarray  # which root (0..K-1) each node is under
+    everyone: np.ndarray  # all True: the activity of the level when everyone takes part
+    children: np.ndarray | None  # start of each node's children in level d + 1 (None for the workers)
+    parent: np.ndarray | None  # each node's parent in level d - 1 (None at the top)
+    hops: np.ndarray | None  # the hop link ids of the nodes, bottom first (None at the top)
+    hops_down: np.ndarray | None  # the same, top first within each hop (the order of a download)
+    hop_seg: np.ndarray | None  # start of each node's hop in hops; None when every hop is one link
+    share: tuple[np.ndarray, np.ndarray] | None  # (node, shared link index) pairs, for solo_rates_fit
+
+
+@dataclass(frozen=True)
 class Forest:
-    """Geometry of the disjoint subtrees under top servers on one level. Lists are indexed
-    by level d (None above the top level); a node's position within its level's forest
-    arrays is what ``seg``, ``pp`` and the round arrays refer to."""
+    """Geometry of the disjoint subtrees under top servers on one level: ``forest[d]`` is
+    level d's :class:`ForestLevel`, for d from ``level`` down to the workers."""
 
     roots: tuple  # server ids of the top servers, left to right
     level: int
-    nodes: list  # d >= level: the forest's nodes as positions in the whole level (sorted)
-    spans: list  # d >= level: nodes[d] as a slice where contiguous (cheap views of per-node arrays)
-    seg: list  # d < M: start of each node's children in the forest's level d + 1
-    pp: list  # d > level: each node's parent in the forest's level d - 1
-    root_of: list  # which root (0..K-1) each node is under
-    worker_seg: np.ndarray  # start of each root's workers in the forest's level M
-    hops: list  # d > level: the hop link ids of the level's nodes (bottom first)
-    hops_down: list  # the same, top first within each hop (the order of a download)
-    hop_seg: list  # start of each node's hop in hops[d]; None when every hop is one link
-    share: list  # d > level: (node, shared link index) pairs, for solo_rates_fit
+    levels: tuple[ForestLevel, ...]  # levels[d - level]
+    worker_seg: np.ndarray  # start of each root's workers in the forest's worker level
     links: np.ndarray  # every link inside the forest, sorted
-    full: list  # all-True activity masks (everyone takes part)
+
+    def __getitem__(self, d: int) -> ForestLevel:
+        if d < self.level:
+            raise IndexError(f"level {d} is above the forest's top level {self.level}")
+        return self.levels[d - self.level]
 
     @property
     def workers(self) -> slice | np.ndarray:
         """The forest's workers (positions in level M), as a slice where contiguous."""
-        return self.spans[-1]
+        return self.levels[-1].span
 
     def hop(self, d: int, i: int, *, up: bool) -> np.ndarray:
         """Link ids of node i's hop at level d, in the direction of travel."""
-        flat = self.hops[d] if up else self.hops_down[d]
-        if self.hop_seg[d] is None:
+        level = self[d]
+        flat = level.hops if up else level.hops_down
+        if level.hop_seg is None:
             return flat[i : i + 1]
-        seg = self.hop_seg[d]
+        seg = level.hop_seg
         return flat[seg[i] : seg[i + 1] if i + 1 < len(seg) else len(flat)]

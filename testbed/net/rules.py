@@ -9,6 +9,8 @@ Attribute names (portable between files and scripts that build graphs directly):
           period          cloud and servers: aggregate every `period` local iterations
           tier            cloud and servers: name of their level (``edge``, ``regional``); names the
                           per-level columns (``comm_edge_s``); default ``cloud`` / ``level_k``
+          deadline_s      cloud and servers: round deadline in simulated seconds (late workers are
+                          left out of the average; overrides the experiment's deadline_s there)
           compute_ms      worker: one local iteration, in ms
           compute_trace   worker: name of a `t_s,compute_ms` trace (instead of compute_ms)
           slowdown        worker: multiplies its compute time (stragglers; default 1)
@@ -33,8 +35,8 @@ from .traces import is_finite_number
 ROLES = ("cloud", "server", "worker", "router")
 _TEXT = {"label", "description"}
 NODE_ATTRS: dict[str, set[str]] = {
-    "cloud": {"role", "period", "tier"} | _TEXT,
-    "server": {"role", "period", "tier"} | _TEXT,
+    "cloud": {"role", "period", "tier", "deadline_s"} | _TEXT,
+    "server": {"role", "period", "tier", "deadline_s"} | _TEXT,
     "router": {"role"} | _TEXT,
     "worker": {"role", "compute_ms", "compute_trace", "slowdown"} | _TEXT,
 }
@@ -193,6 +195,8 @@ def _check_node(src: str, node: str, attrs: dict) -> None:
         if "tier" in attrs and not (isinstance(attrs["tier"], str) and TIER_NAME.match(attrs["tier"])):
             raise ValueError(f"{where}: 'tier' must be a lowercase name of letters, digits and '_' "
                              f"starting with a letter (e.g. 'edge'), got {_show(attrs['tier'])}")
+        if "deadline_s" in attrs and not (is_finite_number(attrs["deadline_s"]) and attrs["deadline_s"] > 0):
+            raise ValueError(f"{where}: 'deadline_s' must be a number of seconds > 0, got {_show(attrs['deadline_s'])}")
     if role == "worker":
         if "compute_ms" in attrs and "compute_trace" in attrs:
             raise ValueError(f"{where}: give either 'compute_ms' or 'compute_trace', not both")

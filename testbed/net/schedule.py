@@ -46,6 +46,7 @@ class RoundPlan:
     """Everything random about one round, drawn up front. Lists are indexed by level d."""
 
     forest: Forest
+    everyone: bool  # everyone takes part: ``active`` holds the forest's all-True masks
     active: list  # bool arrays: participating workers / servers with a participant below
     up_latency_s: list  # per node of the level, NaN where inactive (d > level)
     up_rtt_s: list
@@ -59,13 +60,13 @@ def plan_round(idx: TreeIndex, links: LinkModel, forest: Forest, participants: n
     """Draw the round's samples (``participants`` None: everyone). Every subtree of the
     forest must have a participant (a subtree without one sends nothing)."""
     l, M = forest.level, idx.M
+    active: list = [None] * (M + 1)
     if participants is None:
-        active = forest.full
+        active[l:] = [level.everyone for level in forest.levels]
     else:
-        active = [None] * (M + 1)
-        active[M] = participants[forest.nodes[M]]  # a copy: the log keeps it
+        active[M] = participants[forest[M].nodes]  # a copy: the log keeps it
         for d in range(M - 1, l - 1, -1):  # a server is active iff a child is
-            active[d] = np.logical_or.reduceat(active[d + 1], forest.seg[d])
+            active[d] = np.logical_or.reduceat(active[d + 1], forest[d].children)
     if links.bw_links.size:
         traced = forest.links[links.bw_member[forest.links] >= 0]
         cap_up, cap_down = links.up_bytes_per_s.copy(), links.down_bytes_per_s.copy()
@@ -78,7 +79,7 @@ def plan_round(idx: TreeIndex, links: LinkModel, forest: Forest, participants: n
         if participants is None:
             rtt = _hop_rtt_s(links, forest, d, None, reverse=False)
         else:
-            rtt = np.full(len(forest.nodes[d]), np.nan)
+            rtt = np.full(len(forest[d].nodes), np.nan)
             on = np.flatnonzero(active[d])
             rtt[on] = _hop_rtt_s(links, forest, d, on, reverse=False)
         up_rtt[d], up_lat[d] = rtt, rtt / 2
@@ -86,13 +87,13 @@ def plan_round(idx: TreeIndex, links: LinkModel, forest: Forest, participants: n
     for d in range(l + 1, M + 1):  # down: from the top to every node
         rtt = _hop_rtt_s(links, forest, d, None, reverse=True)
         down_rtt[d], down_lat[d] = rtt, rtt / 2
-    return RoundPlan(forest, active, up_lat, up_rtt, down_lat, down_rtt, cap_up, cap_down)
+    return RoundPlan(forest, participants is None, active, up_lat, up_rtt, down_lat, down_rtt, cap_up, cap_down)
 
 
 def _hop_rtt_s(links: LinkModel, forest: Forest, d: int, nodes: np.ndarray | None, *,
                reverse: bool) -> np.ndarray:
     """Sum of one RTT draw per link of each listed node's hop (None: all), in seconds."""
-    flat, seg = (forest.hops_down if reverse else forest.hops)[d], forest.hop_seg[d]
+    flat, seg = forest[d].hops_down if reverse else forest[d].hops, forest[d].hop_seg
     if seg is None:  # one link per hop, none shared
         return links.draw_rtt_ms(flat if nodes is None else flat[nodes], unique=True) / 1e3
     if nodes is not None:
@@ -118,9 +119,9 @@ class RoundTimes:
 def _hop_rate(plan: RoundPlan, d: int, up: bool, rtt_s: np.ndarray, window_bytes: int | None) -> np.ndarray:
     """Each hop's flow rate when alone: its narrowest link, capped by the window."""
     forest = plan.forest
-    link_cap = (plan.cap_up if up else plan.cap_down)[forest.hops[d]]
-    if forest.hop_seg[d] is not None:
-        link_cap = np.minimum.reduceat(link_cap, forest.hop_seg[d])
+    link_cap = (plan.cap_up if up else plan.cap_down)[forest[d].hops]
+    if forest[d].hop_seg is not None:
+        link_cap = np.minimum.reduceat(link_cap, forest[d].hop_seg)
     return link_cap if window_bytes is None else np.minimum(link_cap, window_cap(rtt_s, window_bytes))
 
 
@@ -143,7 +144,7 @@ def solo_rates_fit(idx: TreeIndex, plan: RoundPlan, up: list, down: list) -> boo
         return True
     n = len(idx.shared_links)
     for d in range(plan.forest.level + 1, idx.M + 1):
-        pos, link = plan.forest.share[d]
+        pos, link = plan.forest[d].share
         if not len(pos):
             continue
         used = np.unique(link)
@@ -165,44 +166,45 @@ def vector_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size
     M, l = len(plan.active) - 1, forest.level
     up_rate, down_rate = rates
     t = RoundTimes(*([None] * (M + 1) for _ in range(6)))
-    start = clock_s[forest.nodes[M]]  # a copy: the caller's clocks change after the round
-    if plan.active[M] is not forest.full[M]:
+    start = clock_s[forest[M].nodes]  # a copy: the caller's clocks change after the round
+    if not plan.everyone:
         start = np.where(plan.active[M], start, np.nan)
     for d in range(M, l - 1, -1):
         if d < M:  # barrier of the level-d servers over their children's arrivals
-            t.barrier[d] = start = np.fmax.reduceat(t.up_end[d + 1], forest.seg[d])
-            t.first_arrival[d] = np.fmin.reduceat(t.up_end[d + 1], forest.seg[d])
+            t.barrier[d] = start = np.fmax.reduceat(t.up_end[d + 1], forest[d].children)
+            t.first_arrival[d] = np.fmin.reduceat(t.up_end[d + 1], forest[d].children)
         if d > l:
             t.up_start[d] = start
             if conn is None:
                 t.up_end[d] = start + plan.up_latency_s[d] + size_bytes / up_rate[d]
             else:
-                flow_s = _tcp_flows_s(conn, True, d, plan, start, size_bytes, up_rate[d], plan.active[d])
+                flow_s = _tcp_flows_s(conn, True, d, plan, start, size_bytes, up_rate[d],
+                                      None if plan.everyone else plan.active[d])
                 t.up_end[d] = start + plan.up_latency_s[d] + flow_s
     ready = np.maximum(t.barrier[l], floor_s)
     for d in range(l + 1, M + 1):
-        t.down_start[d] = ready = ready[forest.pp[d]]
+        t.down_start[d] = ready = ready[forest[d].parent]
         if conn is None:
             t.down_end[d] = ready = ready + plan.down_latency_s[d] + size_bytes / down_rate[d]
         else:
-            flow_s = _tcp_flows_s(conn, False, d, plan, ready, size_bytes, down_rate[d], forest.full[d])
+            flow_s = _tcp_flows_s(conn, False, d, plan, ready, size_bytes, down_rate[d], None)
             t.down_end[d] = ready = ready + plan.down_latency_s[d] + flow_s
     return t
 
 
 def _tcp_flows_s(conn: Connections, up: bool, d: int, plan: RoundPlan, start_s: np.ndarray, size_bytes: float,
-                 rate: np.ndarray, active: np.ndarray) -> np.ndarray:
+                 rate: np.ndarray, active: np.ndarray | None) -> np.ndarray:
     """Slow-start flow times of level d's transfers starting at ``start_s`` (NaN where
-    ``active`` is False: no transfer); their connections' windows are updated."""
-    span = plan.forest.spans[d]
+    ``active`` is False: no transfer; None: every node sends); their connections' windows are updated."""
+    span = plan.forest[d].span
     rtt = (plan.up_rtt_s if up else plan.down_rtt_s)[d]
     cwnd = conn.start_windows(up, d, span, start_s, rtt)
     exit_round = conn.model.exit_round(rtt, cwnd, _hop_rate(plan, d, up, rtt, None))
     flow_s = slow_start_s(size_bytes, rate, rtt, cwnd, exit_round, conn.model.ca_growth)
-    if active is plan.forest.full[d]:  # everyone sent
+    if active is None:
         conn.finish(up, d, span, cwnd, size_bytes, start_s + flow_s, exit_round)
     else:
-        conn.finish(up, d, plan.forest.nodes[d][active], cwnd[active], size_bytes, (start_s + flow_s)[active],
+        conn.finish(up, d, plan.forest[d].nodes[active], cwnd[active], size_bytes, (start_s + flow_s)[active],
                     exit_round[active])
     return flow_s
 
@@ -219,7 +221,7 @@ def simpy_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_
     env = simpy.Environment()
     net = FlowNetwork(env, capacity)
     t = RoundTimes(*([None] * (M + 1) for _ in range(6)))
-    size = [len(forest.nodes[d]) if d >= l else 0 for d in range(M + 1)]
+    size = [len(forest[d].nodes) if d >= l else 0 for d in range(M + 1)]
     for d in range(l, M + 1):
         for field in ("up_start", "up_end", "first_arrival", "barrier", "down_start", "down_end"):
             getattr(t, field)[d] = np.full(size[d], np.nan)
@@ -236,7 +238,7 @@ def simpy_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_
         if conn is None:
             yield net.transfer(hop(d, i, up), size_bytes, latency_s=latency, cap_bytes_per_s=cap)
             return
-        node, links = forest.nodes[d][i : i + 1], hop(d, i, up)
+        node, links = forest[d].nodes[i : i + 1], hop(d, i, up)
         cwnd = float(conn.start_windows(up, d, node, env.now, rtt)[0])
         ramp = conn.model.ramp(float(rtt), cwnd, min(capacity[link] for link in links))
         yield net.transfer(links, size_bytes, latency_s=latency, cap_bytes_per_s=cap, slow_start=ramp)
@@ -251,8 +253,9 @@ def simpy_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_
         arrived[d][i].succeed()
 
     def server(d: int, i: int):
-        c0 = int(forest.seg[d][i])
-        c1 = int(forest.seg[d][i + 1]) if i + 1 < len(forest.seg[d]) else size[d + 1]
+        children = forest[d].children
+        c0 = int(children[i])
+        c1 = int(children[i + 1]) if i + 1 < len(children) else size[d + 1]
         kids = [arrived[d + 1][c] for c in range(c0, c1) if plan.active[d + 1][c]]
         yield env.all_of(kids)
         t.first_arrival[d][i] = min(t.up_end[d + 1][c] for c in range(c0, c1) if plan.active[d + 1][c])
@@ -265,13 +268,13 @@ def simpy_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_
             ready[l][i].succeed()
 
     def send_down(d: int, i: int):
-        yield ready[d - 1][int(forest.pp[d][i])]
+        yield ready[d - 1][int(forest[d].parent[i])]
         t.down_start[d][i] = env.now
         yield from transfer(d, i, False)
         t.down_end[d][i] = env.now
         ready[d][i].succeed()
 
-    workers = forest.nodes[M]
+    workers = forest[M].nodes
     for i in np.flatnonzero(plan.active[M]):
         env.process(send_up(M, int(i), float(clock_s[workers[i]])))
     for d in range(M - 1, l - 1, -1):

@@ -22,6 +22,7 @@ import plotly.offline
 from testbed.files import atomic_write_text
 from testbed.report.markup import Section, esc, notes_list
 from testbed.report.runfolder import RunFolder, load_run
+from testbed.report.drops import drops_section
 from testbed.report.sections import DEFAULT_SECTIONS, SectionBuilder
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def build_report(run_dir: str | Path, *, extra_sections: Sequence[SectionBuilder
         log.info("report: %s", note)
     target = run.path / REPORT_FILE
     script = plotly_script(plotly_js, target, reports_dir=run.path.parent.parent)
-    page = render_page(run, (*DEFAULT_SECTIONS, *extra_sections), plotly_script=script)
+    page = render_page(run, (*DEFAULT_SECTIONS, drops_section, *extra_sections), plotly_script=script)
     atomic_write_text(target, page)
     log.info("report written to %s (%.1f MB)", target, len(page) / 1e6)
     return target

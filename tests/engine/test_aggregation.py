@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from testbed.engine.aggregation import plan_aggregation, sample_participants, subtree_weights
+from testbed.engine.aggregation import plan_aggregation, subtree_weights
+from testbed.schedule import sample_participants
 from testbed.tree import AggregationTree
 
 

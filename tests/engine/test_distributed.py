@@ -2,6 +2,7 @@
 
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,8 +58,12 @@ def _rank(rank: int, port: int, out: str) -> None:
         world.shutdown()
 
 
-def test_two_gloo_processes_train_what_one_process_trains(tmp_path):
+def test_two_gloo_processes_train_what_one_process_trains(tmp_path, monkeypatch):
     assert shard_bounds(AggregationTree(TREE, PERIODS), 2) == [(0, 6), (6, 11)]
+    # spawned children take this sys.path and unpickle _rank by its module name
+    # (tests.engine.test_distributed): the repository root must be on it, which pytest's
+    # importlib mode does not do
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
     mp.spawn(_rank, args=(free_port(), str(tmp_path / "out")), nprocs=2)
     for name, (model, weighting) in RUNS.items():
         check_same_run(tmp_path / f"out.{name}", train("batched", model, weighting))

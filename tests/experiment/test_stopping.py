@@ -128,9 +128,9 @@ class StopAt(Callback):
     def on_start(self, run):
         self.run = run
 
-    def on_step(self, t, aggregated, participants):
-        self.seen.append(t)
-        if t == self.t:
+    def on_step(self, step):
+        self.seen.append(step.t)
+        if step.t == self.t:
             self.run.stop("test")
 
 
@@ -154,7 +154,7 @@ def test_the_library_takes_the_budget_as_a_callback():
     times = []
 
     class Times(Callback):
-        def on_step(self, t, aggregated, participants):
+        def on_step(self, step):
             times.append(pricing.timer.clock.now_s)
 
     budget = TimeBudget(pricing.timer.clock, 1.0)

@@ -52,10 +52,10 @@ def _behind_routers(access_mbps: tuple[float, ...]) -> nx.Graph:
 
 def _one_subtree_at_a_time(clock: NetworkClock) -> NetworkClock:
     """Make ``clock`` price each top server's subtree alone, in the tree's (pre-)order."""
-    idx, tree = clock._idx, clock.tree
+    idx = clock._idx
 
-    def tops(t: int):
-        return [idx.forest([s.id]) for s in tree.top_aggregating(t % clock._period0 or clock._period0)]
+    def tops(servers: tuple[int, ...]):
+        return [idx.forest([s]) for s in sorted(servers)]
 
     clock._top_forests = tops
     return clock
@@ -135,9 +135,9 @@ def test_forest_geometry_and_errors():
         idx.forest([r1, r0e0])
     f = idx.forest([r2e1, r0e0])  # given in any order, kept left to right
     assert f.roots == (r0e0, r2e1)
-    assert f.nodes[2].tolist() == [0, 6]
-    assert f.nodes[3].tolist() == [0, 1, 16, 17, 18]  # two workers under r0e0, three under r2e1
-    assert f.seg[2].tolist() == [0, 2] and f.pp[3].tolist() == [0, 0, 1, 1, 1]
+    assert f[2].nodes.tolist() == [0, 6]
+    assert f[3].nodes.tolist() == [0, 1, 16, 17, 18]  # two workers under r0e0, three under r2e1
+    assert f[2].children.tolist() == [0, 2] and f[3].parent.tolist() == [0, 0, 1, 1, 1]
     assert f.worker_seg.tolist() == [0, 2]
     whole = idx.forest([0])
     assert whole.workers == slice(0, idx.n_workers) and isinstance(f.workers, np.ndarray)  # a slice where contiguous
