@@ -6,8 +6,8 @@ data-dependent Python control flow, so the engine can run many copies at once wi
 ``torch.func.functional_call`` under ``torch.func.vmap`` over stacked weights.
 
 Parameter counts (default sizes) are checked in ``tests/test_models.py`` against the
-arithmetic written out there: vgg11 9,225,610 (9,228,362 with BatchNorm), resnet18
-11,173,962, cifar_cnn 62,006, femnist_cnn 6,603,710, celeba_cnn 31,202, mlp on MNIST
+arithmetic written out there: vgg11 9,225,610 (9,228,362 with BatchNorm), vgg11_imagenet
+132,863,336, resnet18 11,173,962, cifar_cnn 62,006, femnist_cnn 6,603,710, celeba_cnn 31,202, mlp on MNIST
 199,210, logreg on Synthetic 610.
 """
 
@@ -43,6 +43,30 @@ def vgg11(num_classes: int, in_channels: int, input_size: int, *, batch_norm: bo
     _check_size("vgg11", input_size, side >= 1, "at least 32")
     layers += [nn.Flatten(), nn.Linear(512 * side * side, num_classes)]
     return nn.Sequential(*layers)
+
+
+IMAGENET_CLASSES = 1000
+
+
+def vgg11_imagenet(num_classes: int, in_channels: int, input_size: int) -> nn.Module:
+    """torchvision's ImageNet VGG-11 (132,863,336 parameters), as the H-SGD paper's code
+    trains it on CIFAR-10 (``torchvision.models.vgg11()``, shapes unchanged): 1,000 outputs
+    whatever the dataset's classes (its labels index the first logits), and the 7x7
+    adaptive average pool repeats a 32x32 image's 1x1 feature map, so 32x32 inputs need no
+    other change. Built from torchvision's modules, so the initial weights are drawn as
+    torchvision draws them; its two Dropout(0.5) layers are left out (they hold no
+    parameters, and the stacked engines draw no dropout masks)."""
+    from torchvision.models import vgg11 as torchvision_vgg11
+
+    _check_size("vgg11_imagenet", input_size, input_size >= 32, "at least 32")
+    if in_channels != 3:
+        raise ValueError(f"in_channels: model 'vgg11_imagenet' takes RGB images (3 channels), got {in_channels}")
+    if num_classes > IMAGENET_CLASSES:
+        raise ValueError(f"num_classes: model 'vgg11_imagenet' has {IMAGENET_CLASSES} outputs, got {num_classes} classes")
+    net = torchvision_vgg11(weights=None)
+    layers = [*net.features, net.avgpool, nn.Flatten(), *net.classifier]
+    # in-place ReLUs would break vmap's functional calls
+    return nn.Sequential(*(nn.ReLU() if isinstance(m, nn.ReLU) else m for m in layers if not isinstance(m, nn.Dropout)))
 
 
 class BasicBlock(nn.Module):
@@ -159,6 +183,7 @@ def logreg(num_classes: int, in_features: int) -> nn.Module:
 #: name -> (builder, default (num_classes, in_channels, input_size))
 _MODELS: dict[str, tuple[Callable[..., nn.Module], tuple[int, int, int]]] = {
     "vgg11": (vgg11, (10, 3, 32)),
+    "vgg11_imagenet": (vgg11_imagenet, (10, 3, 32)),
     "resnet18": (resnet18, (10, 3, 32)),
     "cifar_cnn": (cifar_cnn, (10, 3, 32)),
     "femnist_cnn": (femnist_cnn, (62, 1, 28)),

@@ -47,6 +47,7 @@ from testbed.device import resolve_device
 from testbed.engine import ENGINES, MinibatchSampler, WorkerData, plan_aggregation, subtree_weights
 from testbed.engine.aggregation import WEIGHTINGS
 from testbed.engine.nonfinite import NonFiniteWatch
+from testbed.engine.augment import check_augment
 from testbed.engine.precision import check_precision
 from testbed.evaluation import evaluate, train_sample
 from testbed.schedule import Schedule, Step
@@ -70,6 +71,7 @@ class TrainConfig:
     seed: int = 0
     train_eval_samples: int = 2048  # training samples (the same number per worker, drawn once) for global_train_loss; 0: off
     precision: str = "fp32"  # forward/backward dtype: fp32, bf16 or fp16 (state stays fp32)
+    augment: str = "none"  # training images: none, or crop_flip (the paper code's random flip and crop)
 
     def __post_init__(self):
         # the one check of these keys: ExperimentConfig.train_config() builds this too
@@ -93,6 +95,7 @@ class TrainConfig:
         _check_int("seed", self.seed, minimum=0)
         _check_int("train_eval_samples", self.train_eval_samples, minimum=0)
         check_precision(self.precision)
+        check_augment(self.augment)
 
     @property
     def eval_interval(self) -> int:
@@ -157,6 +160,7 @@ def simulate(
     compute_ms: float | None = None,
     train_eval_samples: int = 2048,
     precision: str = "fp32",
+    augment: str = "none",
 ) -> SimulationResult:
     """Train ``model`` on every worker under the aggregation ``tree`` (see module docstring).
 
@@ -175,7 +179,7 @@ def simulate(
     ``engine``: 'batched', 'loop' or an engine class (torchrun: ``engine.distributed.sharded``).
     """
     config = TrainConfig(iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, seed,
-                         train_eval_samples, precision)
+                         train_eval_samples, precision, augment)
     pairs = list(getattr(worker_data, "worker_data", worker_data))
     model = initial_model(model, worker_data, pairs, seed)
     pricing = None
@@ -242,8 +246,9 @@ class HSGDRun:
         self.sample_counts = data.counts.cpu().numpy()
         self.loss = loss
         # ---- seeding: every random component gets its own generator from one seed ----
-        batch_seq, participation_seq, train_sample_seq = np.random.SeedSequence(config.seed).spawn(3)
-        self.sampler = MinibatchSampler(data, config.batch_size, int(batch_seq.generate_state(1)[0]))
+        batch_seq, participation_seq, train_sample_seq, augment_seq = np.random.SeedSequence(config.seed).spawn(4)
+        self.sampler = MinibatchSampler(data, config.batch_size, int(batch_seq.generate_state(1)[0]),
+                                        config.augment, int(augment_seq.generate_state(1)[0]))
         self.schedule = Schedule(tree, config.participation, participation_seq)
         self.train_sample = train_sample(data, config.train_eval_samples, np.random.default_rng(train_sample_seq))
         self.data = data
@@ -328,14 +333,14 @@ class HSGDRun:
         self.rows.append(row)
 
     # ---- checkpoints: everything needed to continue after iteration t ----
-    def state_dict(self) -> dict[str, Any]:  # the schedule's: participation_rng, participants
-        return {"t": self.t, "engine": self.engine.state_dict(), "sampler": self.sampler.generator.get_state(),
+    def state_dict(self) -> dict[str, Any]:  # the sampler's: sampler, augment; the schedule's: participation_rng, participants
+        return {"t": self.t, "engine": self.engine.state_dict(), **self.sampler.get_state(),
                 **self.schedule.state_dict(), "rows": [dict(r) for r in self.rows]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.t = int(state["t"])
         self.engine.load_state_dict(state["engine"])
-        self.sampler.generator.set_state(state["sampler"])
+        self.sampler.set_state(state)
         self.schedule.load_state_dict(state, self.t)
         self.rows = [dict(r) for r in state["rows"]]
 

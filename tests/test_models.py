@@ -18,6 +18,9 @@ EXPECTED = {
     # batch_norm: the 8 conv biases go (64+128+256+256+4*512 = 2,752) and BN adds 2*2,752 = 5,504
     # 9,225,610 - 2,752 + 5,504 = 9,228,362
     ("vgg11", (("batch_norm", True),)): 9_228_362,
+    # torchvision's ImageNet VGG-11: the same 8 convs 9,220,480; 7*7*512*4096+4096 = 102,764,544
+    # | 4096*4096+4096 = 16,781,312 | 4096*1000+1000 = 4,097,000  ->  132,863,336
+    ("vgg11_imagenet", ()): 132_863_336,
     # stem 3*64*9 + BN 128 = 1,856
     # stage 1: 2 blocks x (2 x 64*64*9 + 2 x BN 128) = 2 x 73,984 = 147,968
     # stage 2: block 1 64*128*9 + 128*128*9 + 2 x 256 + shortcut 64*128 + 256 = 230,144;
@@ -49,7 +52,40 @@ EXPECTED = {
 @pytest.mark.parametrize("key", list(EXPECTED), ids=[f"{n}{dict(o)}" for n, o in EXPECTED])
 def test_parameter_counts(key):
     name, options = key
-    assert count_parameters(build_model(name, **dict(options))) == EXPECTED[key]
+    with torch.device("meta"):  # shapes only: the 132.9M-parameter VGG-11 allocates nothing
+        assert count_parameters(build_model(name, **dict(options))) == EXPECTED[key]
+
+
+def test_vgg11_imagenet_is_torchvisions_vgg11_with_its_initial_weights():
+    """The paper code's model: torchvision's shapes and initialisation, 1,000 outputs on 32x32
+    CIFAR images, no dropout (parameter-free), no in-place ReLU (vmap)."""
+    from torchvision.models import vgg11
+
+    torch.manual_seed(3)
+    theirs = vgg11(weights=None)
+    ours = build_model("vgg11_imagenet", seed=3)
+    assert [p.shape for p in ours.parameters()] == [p.shape for p in theirs.parameters()]
+    assert all(torch.equal(p, q) for p, q in zip(ours.parameters(), theirs.parameters()))
+    assert not any(isinstance(m, torch.nn.Dropout) or getattr(m, "inplace", False) for m in ours.modules())
+    assert ours(torch.zeros(2, 3, 32, 32)).shape == (2, 1000)
+
+
+def test_vgg11_imagenet_takes_the_batched_engines_fused_path():
+    from testbed.engine.fused import FusedForward
+
+    with torch.device("meta"):  # tracing and checking the layers allocate nothing
+        fused = FusedForward(build_model("vgg11_imagenet"))
+    assert len(fused.sinkable_weights) == 3  # the three linear layers write their gradients straight into SGD's buffers
+
+
+def test_vgg11_imagenet_prices_the_papers_531_mb_as_the_paper_preset_does():
+    from testbed.experiment.config import preset
+    from testbed.experiment.modelcost import model_bytes
+
+    paper = preset("paper")
+    with torch.device("meta"):
+        priced = model_bytes(build_model("vgg11_imagenet"), paper.model_bytes_per_param)
+    assert priced == paper.priced_params * paper.model_bytes_per_param == 531_453_344
 
 
 def test_every_registered_model_has_a_count():
@@ -61,14 +97,19 @@ def _input(model_name: str, batch: int) -> torch.Tensor:
     return torch.randn(batch, *shape.get(model_name, (3, 32, 32)), generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+# the 531 MB ImageNet VGG-11 takes seconds and gigabytes per copy on a CPU
+HEAVY = {"vgg11_imagenet"}
+LIGHT_MODELS = [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in MODEL_NAMES]
+
+
+@pytest.mark.parametrize("name", LIGHT_MODELS)
 def test_forward_shapes(name):
     model = build_model(name, seed=0)
-    classes = {"femnist_cnn": 62, "celeba_cnn": 2}.get(name, 10)
+    classes = {"femnist_cnn": 62, "celeba_cnn": 2, "vgg11_imagenet": 1000}.get(name, 10)
     assert model(_input(name, 3)).shape == (3, classes)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", LIGHT_MODELS)
 def test_runs_under_vmap_over_stacked_weights(name):
     # What the batched engine does: stack n copies' parameters and buffers, then run
     # functional_call under vmap (train mode, so BatchNorm updates its stacked running stats).
@@ -115,6 +156,9 @@ def test_input_shape_and_sizes():
         (("cifar_cnn",), {"num_classes": 0}, "num_classes"),
         (("cifar_cnn",), {"input_size": 8}, "input_size"),
         (("vgg11",), {"input_size": 16}, "input_size"),
+        (("vgg11_imagenet",), {"input_size": 16}, "input_size"),
+        (("vgg11_imagenet",), {"in_channels": 1}, "in_channels"),
+        (("vgg11_imagenet",), {"num_classes": 1001}, "num_classes"),
         (("femnist_cnn",), {"input_shape": (1, 28, 20)}, "input_shape"),
         (("mlp",), {"hidden": (0,)}, "hidden"),
         (("logreg",), {"in_features": -1}, "in_features"),

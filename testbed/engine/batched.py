@@ -32,7 +32,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from testbed.engine.aggregation import AggregationPlan
-from testbed.engine.batches import Batch, WorkerData, to_device
+from testbed.engine.batches import Batch, WorkerData, gather, to_device
 from testbed.engine.fused import FusedForward, MemoryFormat, Unsupported
 from testbed.engine.linear import GradSink
 from testbed.engine.memory import MemoryNeed, activation_bytes_per_sample, check_state_fits, device_free_bytes, plan_chunk_workers
@@ -174,13 +174,13 @@ class BatchedEngine:
                 mask = (self._counts == c) & (np.ones(n, bool) if active is None else active)
                 if mask.any():
                     rows = to_device(torch.from_numpy(np.flatnonzero(mask)), device)
-                    self._step_chunks(rows, Batch(batch.index[rows, :c], batch.weight[rows, :c]), lr, losses)
+                    self._step_chunks(rows, batch[rows, :c], lr, losses)
             return losses
         if active is None or active.all():
             self._step_chunks(None, batch, lr, losses)
         else:
             rows = to_device(torch.from_numpy(np.flatnonzero(active)), device)
-            self._step_chunks(rows, Batch(batch.index[rows], batch.weight[rows]), lr, losses)
+            self._step_chunks(rows, batch[rows], lr, losses)
         return losses
 
     def _step_chunks(self, rows: torch.Tensor | None, batch: Batch, lr: float, losses: torch.Tensor) -> None:
@@ -189,7 +189,7 @@ class BatchedEngine:
         for a in range(0, k, chunk):
             b = min(a + chunk, k)
             sel: Rows = slice(a, b) if rows is None else rows[a:b]
-            sub = batch if (a, b) == (0, k) else Batch(batch.index[a:b], batch.weight[a:b])
+            sub = batch if (a, b) == (0, k) else batch[a:b]
             losses[sel] = self._step_workers(sel, sub, lr).to(losses.dtype)
 
     def _step_workers(self, rows: Rows, batch: Batch, lr: float) -> torch.Tensor:
@@ -209,7 +209,7 @@ class BatchedEngine:
         return losses
 
     def _vmap_step(self, params, buffers, momenta, batch: Batch, lr: float) -> torch.Tensor:
-        x, y = self.data.x[batch.index], self.data.y[batch.index]
+        x, y = gather(self.data.x, batch.index, batch.augment), self.data.y[batch.index]
         grads, losses = self._grad(params, buffers, x, y, batch.weight)  # BN buffers update in place
         keys = list(params)
         sgd_update([params[k] for k in keys], [grads[k] for k in keys], [momenta[k] for k in keys if momenta],
@@ -220,7 +220,8 @@ class BatchedEngine:
         assert self.fused is not None
         # gathered batch-major, so the conv layout [b, n*C, H, W] is a view of it
         index_t = batch.index.t()
-        x, y = self.data.x[index_t].transpose(0, 1), self.data.y[index_t].t()
+        augment = None if batch.augment is None else batch.augment.t()
+        x, y = gather(self.data.x, index_t, augment).transpose(0, 1), self.data.y[index_t].t()
         leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
         targets = {k: momenta[k] if momenta else self._grad_buffers[k][: len(batch.index)] for k in self._sunk}
         sinks = {k: GradSink(t, self.momentum) for k, t in targets.items()}

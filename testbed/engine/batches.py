@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from testbed.engine.augment import CropFlip, make_augment
+
 
 @dataclass(frozen=True)
 class WorkerData:
@@ -52,6 +54,17 @@ class Batch:
     index: torch.Tensor  # int64 [n, b] rows of WorkerData.x
     weight: torch.Tensor  # float [n, b]
     padded: bool = False  # known on the host: some rows carry zero-weight padding
+    augment: CropFlip | None = None  # per-sample augmentation draws [n, b]
+
+    def __getitem__(self, key) -> Batch:
+        """Some workers' (and samples') part of the batch."""
+        augment = None if self.augment is None else self.augment[key]
+        return Batch(self.index[key], self.weight[key], self.padded, augment)
+
+
+def gather(x: torch.Tensor, index: torch.Tensor, augment: CropFlip | None) -> torch.Tensor:
+    """The samples ``x[index]``, augmented by draws shaped like ``index``."""
+    return x[index] if augment is None else augment.apply(x[index])
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -63,11 +76,14 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 class MinibatchSampler:
-    """Draws a Batch per step from its own torch.Generator (CPU, so every device agrees)."""
+    """Draws a Batch per step from its own torch.Generator (CPU, so every device agrees);
+    ``augment`` (:data:`testbed.engine.augment.AUGMENTS`) adds draws from another, seeded
+    with ``augment_seed``."""
 
-    def __init__(self, data: WorkerData, batch_size: int | None, seed: int):
+    def __init__(self, data: WorkerData, batch_size: int | None, seed: int, augment: str = "none", augment_seed: int = 0):
         self.data = data
         self.batch_size = batch_size
+        self.augment = make_augment(augment, data.x, augment_seed)
         self.generator = torch.Generator().manual_seed(seed)
         counts = data.counts.cpu()
         self._counts = counts
@@ -80,11 +96,29 @@ class MinibatchSampler:
             weight = valid.float() / counts[:, None].float()
             self._full = Batch(index.to(data.x.device), weight.to(data.x.device), padded=not bool(valid.all()))
 
+    def get_state(self) -> dict[str, torch.Tensor | None]:
+        """The generators' states, for checkpoints."""
+        return {"sampler": self.generator.get_state(), "augment": self.augment and self.augment.generator.get_state()}
+
+    def set_state(self, state: dict[str, torch.Tensor | None]) -> None:
+        self.generator.set_state(state["sampler"])
+        if self.augment is not None:
+            self.augment.generator.set_state(state["augment"])
+
     @property
     def equal_sizes(self) -> bool:
         return bool((self._counts == self._counts[0]).all())
 
     def next(self) -> Batch:
+        batch = self._draw()
+        if self.augment is None:
+            return batch
+        draws = self.augment.draw(tuple(batch.index.shape))
+        device = self.data.x.device
+        return Batch(batch.index, batch.weight, batch.padded,
+                     CropFlip(to_device(draws.corner, device), to_device(draws.flip, device), draws.fill))  # fmt: skip
+
+    def _draw(self) -> Batch:
         if self.batch_size is None:
             return self._full
         u = torch.rand((len(self._counts), self.batch_size), generator=self.generator, dtype=torch.float64)

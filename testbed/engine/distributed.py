@@ -86,7 +86,7 @@ class ShardedEngine:
     # --- local SGD step -------------------------------------------------------------
     def step(self, batch: Batch, lr: float, active: np.ndarray | None = None) -> torch.Tensor:
         rows = slice(self.lo, self.hi)
-        mine = Batch(batch.index[rows], batch.weight[rows], batch.padded)
+        mine = batch[rows]  # with its augmentation draws
         losses = self.local.step(mine, lr, None if active is None else active[rows])
         return self._gather(losses)
 

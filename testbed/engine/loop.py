@@ -13,7 +13,7 @@ from torch import nn
 
 from testbed.engine.aggregation import AggregationPlan
 from testbed.engine.batched import PerSampleLoss
-from testbed.engine.batches import Batch, WorkerData
+from testbed.engine.batches import Batch, WorkerData, gather
 from testbed.engine.precision import Precision, autocast, check_precision
 
 
@@ -45,9 +45,10 @@ class LoopEngine:
             if active is not None and not active[j]:
                 continue
             keep = batch.weight[j] > 0  # drop the padding of a full batch
-            rows, w = batch.index[j][keep], batch.weight[j][keep]
+            mine = batch[j][keep]
+            rows, w = mine.index, mine.weight
             with autocast(self.data.x.device, self.precision):
-                out = model(self.data.x[rows])
+                out = model(gather(self.data.x, rows, mine.augment))
             loss = (self.loss(out.float(), self.data.y[rows]) * w).sum()
             opt.zero_grad()
             loss.backward()

@@ -64,7 +64,7 @@ class ExperimentConfig:
     grouping: str = "as-given"
     """How workers are put under servers: as-given (the topology), random, group-iid, group-noniid."""
     model: str = "mlp"
-    """vgg11 | resnet18 | cifar_cnn | femnist_cnn | celeba_cnn | mlp | logreg."""
+    """vgg11 | vgg11_imagenet (torchvision's, 132.9M parameters, as the paper's code) | resnet18 | cifar_cnn | femnist_cnn | celeba_cnn | mlp | logreg."""
     iterations: int = 600
     """Local iterations T every worker runs."""
     lr: float = 0.05
@@ -75,6 +75,10 @@ class ExperimentConfig:
     """SGD momentum; each worker keeps its own buffer through aggregations."""
     weight_decay: float = 0.0
     """L2 penalty added to every gradient."""
+    augment: str = "none"
+    """Training image augmentation: none, or crop_flip (the paper code's random horizontal
+    flip and random 32x32 crop of the image padded by 4 black pixels), drawn per sample
+    from its own seeded generator."""
     weighting: str = "uniform"
     """How a server averages its children: uniform (Algorithm 1) or samples (by sample count)."""
     participation: float = 1.0
@@ -156,7 +160,7 @@ class ExperimentConfig:
             check_type(f.name, getattr(self, f.name), _hints()[f.name])
         if self.batch_size < 0:
             raise ValueError(f"batch_size: must be >= 0 (0 = full local batch), got {self.batch_size}")
-        self.train_config()  # iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, precision
+        self.train_config()  # iterations, lr, batch_size, momentum, weight_decay, weighting, participation, eval_every, precision, augment
         if not self.shards_per_worker > 0:
             raise ValueError(f"shards_per_worker: must be > 0, got {self.shards_per_worker!r}")
         for f in dataclasses.fields(self):
@@ -232,7 +236,7 @@ class ExperimentConfig:
         return TrainConfig(iterations=self.iterations, lr=self.lr, batch_size=self.batch_size or None,
                            momentum=self.momentum, weight_decay=self.weight_decay, weighting=self.weighting,
                            participation=self.participation, eval_every=self.eval_every, seed=seed,
-                           precision=self.precision)
+                           precision=self.precision, augment=self.augment)
 
     def tcp(self):
         """The TCP model these keys describe (:class:`testbed.net.TcpModel`)."""
@@ -296,13 +300,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
     # The setting of Wang et al. (2022) Table 2 as their code runs it: CIFAR-10 sorted by
     # label, one class per worker (one shard each), n=10 workers in N=2 consecutive groups
-    # (5 disjoint classes per group); local SGD P=5,10,50 vs H-SGD G=50 with I=5 and I=10;
+    # (5 disjoint classes per group), flipped and cropped as there (augment=crop_flip);
+    # local SGD P=5,10,50 vs H-SGD G=50 with I=5 and I=10;
     # transfers priced as torchvision's ImageNet VGG-11 (132,863,336 parameters, 531 MB)
     # on paper_table2, whose rounds cost what Table 2 implies with the measured 1 MiB
     # single-stream TCP window (topologies/README.md, topologies/paper_costs.py).
     "paper": dict(
         topology="paper_table2", dataset="cifar10", partition="shards", shards_per_worker=1, grouping="as-given",
-        model="vgg11", priced_params=132_863_336, window_kib=1024,
+        model="vgg11", priced_params=132_863_336, window_kib=1024, augment="crop_flip",
         algorithms=("local:5", "local:10", "local:50", "hsgd:50,5", "hsgd:50,10"),
         iterations=20000, lr=0.05, batch_size=32, momentum=0.0, eval_every=250, target_acc=0.5, compute_ms=4.0,
         seeds=(0,), divergence_every=0, checkpoint_every=1000,

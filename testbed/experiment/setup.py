@@ -14,6 +14,7 @@ import torch
 
 from testbed.data import Dataset, FederatedData, federate, load_dataset
 from testbed.device import resolve_device
+from testbed.engine.augment import check_augment
 from testbed.engine.world import current as current_world
 from testbed.experiment import distributed, rundir
 from testbed.experiment.algorithms import Algorithm, describe_algorithms, resolve_all
@@ -71,6 +72,7 @@ def prepare(config: ExperimentConfig) -> Setup:
     dataset = shrink_dataset(dataset)
     check_stop_at_target(config.stop_at_target, dataset.x_test is not None, config.dataset)
     model = build_model(config.model, **model_shape(dataset))  # fails now on an unknown model name
+    check_augment(config.augment, dataset.input_shape)
     device = resolve_device(config.device)
     if current_world():  # torchrun: each rank of a machine on its own GPU
         device = distributed.rank_device(current_world(), config, device, n)

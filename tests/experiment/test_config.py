@@ -11,6 +11,7 @@ def test_presets_resolve_and_round_trip_through_dict():
     paper = preset("paper")  # as the paper's code: one class per worker, consecutive groups, 531 MB priced
     assert (paper.topology, paper.partition, paper.shards_per_worker, paper.grouping) == ("paper_table2", "shards", 1, "as-given")
     assert paper.priced_params == 132_863_336 and paper.window_kib == 1024
+    assert paper.augment == "crop_flip" and preset("quick").augment == "none"  # flipped and cropped as there
 
 
 def test_overrides_parse_to_the_field_types():
@@ -28,6 +29,7 @@ def test_overrides_parse_to_the_field_types():
         ("lr=-1", "lr: must be > 0"),
         ("lr=nan", "expected a finite float"),
         ("participation=1.5", "participation"),
+        ("augment=flip", "augment: must be one of none, crop_flip, got 'flip'"),
         ("weighting=median", "weighting"),
         ("seeds=", "seeds: give at least one"),
         ("traces=nofile", "traces: expected NAME=path.csv"),
