@@ -26,6 +26,20 @@ def train_sample(data: WorkerData, budget: int, rng: np.random.Generator) -> tup
 
 
 @torch.no_grad()
+def global_train_loss(model: nn.Module, data: WorkerData, sample: tuple[torch.Tensor, torch.Tensor], loss,
+                      weights: torch.Tensor, batch_size: int = 2048) -> float:
+    """The model's loss on the fixed training sample: each worker's mean loss, combined
+    with ``weights`` (one per worker)."""
+    rows, owner = sample
+    losses = torch.cat([loss(model(data.x[rows[i:i + batch_size]]), data.y[rows[i:i + batch_size]])
+                        for i in range(0, len(rows), batch_size)])
+    n = data.n_workers
+    per_worker = torch.zeros(n, dtype=losses.dtype, device=losses.device).index_add_(0, owner, losses)
+    per_worker /= torch.bincount(owner, minlength=n).clamp(min=1).to(losses.dtype)
+    return float((per_worker * weights.to(losses.device, losses.dtype)).sum())
+
+
+@torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048) -> dict[str, float]:
     """Test loss (cross-entropy) and accuracy of ``model`` on (x, y)."""
     total_loss, correct = 0.0, 0

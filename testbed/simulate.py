@@ -49,7 +49,7 @@ from testbed.engine.aggregation import WEIGHTINGS
 from testbed.engine.nonfinite import NonFiniteWatch
 from testbed.engine.augment import check_augment
 from testbed.engine.precision import check_precision
-from testbed.evaluation import evaluate, train_sample
+from testbed.evaluation import evaluate, global_train_loss, train_sample
 from testbed.schedule import Schedule, Step
 from testbed.tree import AggregationTree, NestedTree, PeriodSpec
 
@@ -356,23 +356,11 @@ class HSGDRun:
         if not getattr(self.engine, "primary", True):  # a torchrun rank other than 0: rank 0 evaluates
             return row
         if self.train_sample is not None:
-            row["global_train_loss"] = self._global_train_loss(model)
+            full = torch.as_tensor(self._global_weights(None))  # the objective f: full participation's weights
+            row["global_train_loss"] = global_train_loss(model, self.data, self.train_sample, self.loss, full)
         if self.eval_data is not None:
             row.update(evaluate(model, *self.eval_data))
         return row
-
-    @torch.no_grad()
-    def _global_train_loss(self, model: nn.Module) -> float:
-        """The global model's loss on the fixed training sample: each worker's mean loss,
-        combined with the global weights of full participation (the objective f)."""
-        rows, owner = self.train_sample
-        losses = torch.cat([self.loss(model(self.data.x[rows[i:i + 2048]]), self.data.y[rows[i:i + 2048]])
-                            for i in range(0, len(rows), 2048)])
-        n = self.data.n_workers
-        per_worker = torch.zeros(n, dtype=losses.dtype, device=losses.device).index_add_(0, owner, losses)
-        per_worker /= torch.bincount(owner, minlength=n).clamp(min=1).to(losses.dtype)
-        weights = torch.as_tensor(self._global_weights(None), dtype=losses.dtype, device=losses.device)
-        return float((per_worker * weights).sum())
 
     def global_model(self) -> nn.Module:
         """The current global average model, in eval mode (a shared copy: do not keep it)."""
