@@ -97,8 +97,12 @@ class MinibatchSampler:
             self._full = Batch(index.to(data.x.device), weight.to(data.x.device), padded=not bool(valid.all()))
 
     def get_state(self) -> dict[str, torch.Tensor | None]:
-        """The generators' states, for checkpoints."""
-        return {"sampler": self.generator.get_state(), "augment": self.augment and self.augment.generator.get_state()}
+        """The generators' states, for checkpoints (without augmentation, exactly what
+        checkpoints held before it existed)."""
+        state = {"sampler": self.generator.get_state()}
+        if self.augment is not None:
+            state["augment"] = self.augment.generator.get_state()
+        return state
 
     def set_state(self, state: dict[str, torch.Tensor | None]) -> None:
         self.generator.set_state(state["sampler"])
