@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -304,10 +303,10 @@ def _main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     _exit_with_parent(int(argv[2]))
     try:
-        print(run_point(Path(argv[0]), int(argv[1])))
+        log.info("run folder: %s", run_point(Path(argv[0]), int(argv[1])))
     except Exception as err:
-        traceback.print_exc()  # for point.log; the sweep reports the last line
-        print(f"error: {one_line(err)}", file=sys.stderr)
+        log.exception("%s failed", argv[0])  # the traceback, for point.log
+        log.error("error: %s", one_line(err))  # its last line: what the sweep reports
         return 1
     return 0
 
