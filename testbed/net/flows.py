@@ -4,7 +4,9 @@ A transfer first waits its path's one-way latency, then becomes a *flow* that mo
 bytes at a rate set by max-min fairness over the links it crosses (progressive filling),
 optionally capped per flow (a TCP window: W / RTT) by a cap that may rise in steps (slow
 start: the window doubles every round trip, then grows slower after HyStart's exit,
-:mod:`testbed.net.tcp`). Rates are
+:mod:`testbed.net.tcp`; with the model's ``loss='overshoot'``, flows in slow start together
+on a full link may overflow its drop-tail buffer and each wait for a retransmission
+timeout, then slow-start again from one segment). Rates are
 recomputed whenever a flow starts, ends or its cap steps, but only inside its *zone*:
 the flows whose links are connected through shared links (zones merge as flows bridge
 them and never split, so a zone always holds every flow a change could reach). Flows on disjoint links never cost each other
@@ -24,7 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import simpy
 
-from .tcp import SlowStart
+from .tcp import SlowStart, TcpModel
 
 MBPS_TO_BYTES_PER_S = 1e6 / 8.0
 _REL_TOL = 1e-12  # relative tolerance for "this link is full" / "this flow is done"
@@ -114,12 +116,18 @@ def _fill(inc_slot: np.ndarray, inc_link: np.ndarray, cap_link: np.ndarray, cap_
 
 
 class _Flow:
-    __slots__ = ("id", "links", "done", "zone", "slot")
+    __slots__ = ("id", "links", "done", "zone", "slot", "rtt_s", "window", "lost", "held", "waiting", "ramp_id")
 
     def __init__(self, fid: int, links: tuple[int, ...], done: simpy.Event):
         self.id, self.links, self.done = fid, links, done
         self.zone: _Zone | None = None
         self.slot = -1
+        self.rtt_s = 0.0
+        self.window: float | None = None  # congestion window (bytes) while in slow start, else None
+        self.lost = False  # had its (one) overshoot loss
+        self.held = False  # an RTO is due: finishing its bytes does not finish the transfer
+        self.waiting = False  # held, with all its bytes moved: out of the zone until the RTO
+        self.ramp_id = 0  # bumped when slow start restarts: older ramp steps are stale
 
 
 class _Zone:
@@ -184,6 +192,15 @@ class _Zone:
         other.version += 1
         other.n_active = 0
 
+    def users(self, link: int) -> np.ndarray:
+        """Slots of the active flows on ``link``."""
+        if self._arrays is None:
+            self._arrays = (np.array(self.inc_slot, dtype=np.int64), np.array(self.inc_link, dtype=np.int64),
+                            np.array(self.cap_link))
+        inc_slot, inc_link, _ = self._arrays
+        slots = inc_slot[inc_link == self.link_index[link]]
+        return slots[self.active[slots]]
+
     def rerate(self) -> None:
         if self._arrays is None:
             self._arrays = (np.array(self.inc_slot, dtype=np.int64), np.array(self.inc_link, dtype=np.int64),
@@ -207,11 +224,12 @@ class _Zone:
 class FlowNetwork:
     """Flows sharing directed links of given capacities (bytes/s), inside a SimPy env."""
 
-    def __init__(self, env: simpy.Environment, capacity_bytes_per_s: Mapping[int, float]):
+    def __init__(self, env: simpy.Environment, capacity_bytes_per_s: Mapping[int, float], tcp: TcpModel | None = None):
         for link, c in capacity_bytes_per_s.items():
             if not c > 0:
                 raise ValueError(f"link {link}: capacity must be > 0 bytes/s, got {c}")
         self.env = env
+        self.loss = tcp if tcp is not None and tcp.lossy else None  # the overshoot loss model, if on
         self.capacity = dict(capacity_bytes_per_s)
         self._zone_of: dict[int, _Zone] = {}
         self._ids = itertools.count()
@@ -243,27 +261,101 @@ class FlowNetwork:
             else:
                 # past this rate the window cannot bind: the narrowest link or the final cap does
                 ceiling = min(cap, min(self.capacity[link] for link in links))
+                flow.rtt_s, flow.window = slow_start.rtt_s, slow_start.cwnd_bytes
                 self._start(flow, size, min(cap, slow_start.cwnd_bytes / slow_start.rtt_s))
+                self._overshoot(flow, cap, ceiling)
                 self._ramp(flow, slow_start, 1, cap, ceiling)
             yield flow.done
         return self.env.now
 
     def _ramp(self, flow: _Flow, ss: SlowStart, k: int, final_cap: float, ceiling: float) -> None:
         """Raise the flow's cap at the start of its k-th round trip (k = 1, 2, ...),
-        until the window no longer limits it."""
-        if ss.window_bytes(k - 1) / ss.rtt_s >= ceiling:
+        until the window no longer limits it (nor, with the loss model, can overflow a buffer)."""
+        window = ss.window_bytes(k - 1)
+        if window / ss.rtt_s >= ceiling and not (
+                self.loss is not None and flow.window is not None and window < final_cap * ss.rtt_s
+                and window <= ceiling * ss.rtt_s + self.loss.buffer_bytes(ceiling, ss.rtt_s)):
+            flow.window = None  # the flow is alone at its rate: no longer a slow-start burst
             return
+        ramp_id = flow.ramp_id
 
         def step(_ev) -> None:
-            if flow.done.triggered:
+            if flow.done.triggered or flow.ramp_id != ramp_id or flow.waiting:
                 return
             zone = flow.zone
             zone.settle(self.env.now)
             zone.cap[flow.slot] = min(final_cap, ss.window_bytes(k) / ss.rtt_s)
             self._rerate(zone)
+            if flow.window is not None:
+                flow.window = ss.window_bytes(k) if k <= ss.exit_round else None
+                self._overshoot(flow, final_cap, ceiling)
             self._ramp(flow, ss, k + 1, final_cap, ceiling)
 
         self.env.timeout(ss.rtt_s).callbacks.append(step)
+
+    # ---- loss after slow-start overshoot (testbed.net.tcp) ----------------------------------
+    def _overshoot(self, flow: _Flow, final_cap: float, ceiling: float) -> None:
+        """After ``flow``'s window grew: on each full link of its path where two or more flows
+        are in slow start, do their windows (at most what each has left) overflow pipe + buffer?"""
+        if self.loss is None or flow.window is None or flow.lost:
+            return
+        zone = flow.zone
+        for link in flow.links:
+            slots = zone.users(link)
+            if len(slots) < 2:
+                continue
+            flows = [zone.flows[s] for s in slots]
+            ramping = [f for f in flows if f.window is not None and not f.lost]
+            capacity = self.capacity[link]
+            if len(ramping) < 2 or zone.rate[slots].sum() < capacity * (1 - 1e-9):
+                continue  # a flow alone leaves slow start by HyStart; a link not full has no queue
+            rtt = max(f.rtt_s for f in flows)  # the buffer is sized for the longest path through it
+            room = capacity * rtt + self.loss.buffer_bytes(capacity, rtt)
+            inflight = sum(min(f.window, float(zone.remaining[f.slot])) if f in ramping
+                           else float(zone.rate[f.slot]) * f.rtt_s for f in flows)
+            if inflight > room:
+                queue_s = self.loss.buffer_bytes(capacity, rtt) / capacity
+                for f in ramping:
+                    self._lose(f, room / len(ramping), queue_s, final_cap, ceiling)
+                return
+
+    def _lose(self, flow: _Flow, share: float, queue_s: float, final_cap: float, ceiling: float) -> None:
+        """``flow`` overflowed a buffer in the round trip now starting: detection one loaded
+        RTT after it ends; the RTO fires rto_min + one loaded RTT later, unless what the flow
+        had left at the detection fitted in its ``share`` of pipe + buffer."""
+        flow.lost = True
+        ssthresh, rtt = max(flow.window / 2, self.loss.mss_bytes), flow.rtt_s
+        flow.window = None
+        loaded = rtt + queue_s
+
+        def detect(_ev) -> None:
+            if flow.done.triggered:
+                return
+            zone = flow.zone
+            zone.settle(self.env.now)
+            if zone.active[flow.slot] and zone.remaining[flow.slot] > share:
+                flow.held = True
+                self.env.timeout(loaded + self.loss.rto_min_ms / 1e3).callbacks.append(timeout)
+
+        def timeout(_ev) -> None:
+            flow.held = False
+            mss = float(self.loss.mss_bytes)
+            resend = self.loss.relost_share * share
+            cap = min(final_cap, mss / rtt)
+            if flow.waiting:  # all its bytes were moved: only the lost retransmissions are left
+                flow.waiting = False
+                self._start(flow, resend, cap)
+            else:
+                zone = flow.zone
+                zone.settle(self.env.now)
+                zone.remaining[flow.slot] = max(float(zone.remaining[flow.slot]), resend)
+                zone.cap[flow.slot] = cap
+                self._rerate(zone)
+            flow.ramp_id += 1
+            restart = SlowStart(rtt, mss, math.floor(math.log2(ssthresh / mss)), self.loss.ca_growth)
+            self._ramp(flow, restart, 1, final_cap, ceiling)
+
+        self.env.timeout(rtt + loaded).callbacks.append(detect)
 
     def _start(self, flow: _Flow, size: float, cap: float) -> None:
         now = self.env.now
@@ -311,7 +403,10 @@ class FlowNetwork:
         zone.n_active -= int(done.sum())
         finished = sorted((zone.flows[s] for s in np.flatnonzero(done)), key=lambda f: f.id)
         for f in finished:
-            f.done.succeed(now)
+            if f.held:  # an RTO is due: the transfer is not over (Loss)
+                f.waiting = True
+            else:
+                f.done.succeed(now)
         if zone.n_active and len(zone.flows) > 2 * zone.n_active + 64:
             zone.compact()
         if zone.n_active:
