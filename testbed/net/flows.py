@@ -263,7 +263,7 @@ class FlowNetwork:
                 ceiling = min(cap, min(self.capacity[link] for link in links))
                 flow.rtt_s, flow.window = slow_start.rtt_s, slow_start.cwnd_bytes
                 self._start(flow, size, min(cap, slow_start.cwnd_bytes / slow_start.rtt_s))
-                self._overshoot(flow, cap, ceiling)
+                self._check_overshoot(flow, cap, ceiling)
                 self._ramp(flow, slow_start, 1, cap, ceiling)
             yield flow.done
         return self.env.now
@@ -288,18 +288,26 @@ class FlowNetwork:
             self._rerate(zone)
             if flow.window is not None:
                 flow.window = ss.window_bytes(k) if k <= ss.exit_round else None
-                self._overshoot(flow, final_cap, ceiling)
+                self._check_overshoot(flow, final_cap, ceiling)
             self._ramp(flow, ss, k + 1, final_cap, ceiling)
 
         self.env.timeout(ss.rtt_s).callbacks.append(step)
 
     # ---- loss after slow-start overshoot (testbed.net.tcp) ----------------------------------
+    def _check_overshoot(self, flow: _Flow, final_cap: float, ceiling: float) -> None:
+        """Check once every flow's window step due now has been taken (events at one time
+        run in order: a zero delay puts the check after them), so flows that double
+        together are judged on their new windows whatever their order."""
+        if self.loss is not None and flow.window is not None and not flow.lost:
+            self.env.timeout(0).callbacks.append(lambda _ev: self._overshoot(flow, final_cap, ceiling))
+
     def _overshoot(self, flow: _Flow, final_cap: float, ceiling: float) -> None:
         """After ``flow``'s window grew: on each full link of its path where two or more flows
         are in slow start, do their windows (at most what each has left) overflow pipe + buffer?"""
-        if self.loss is None or flow.window is None or flow.lost:
+        if flow.window is None or flow.lost or flow.done.triggered or flow.waiting:
             return
         zone = flow.zone
+        zone.settle(self.env.now)
         for link in flow.links:
             slots = zone.users(link)
             if len(slots) < 2:
