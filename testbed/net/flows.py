@@ -26,6 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import simpy
 
+from .overshoot import OvershootLoss
 from .tcp import SlowStart, TcpModel
 
 MBPS_TO_BYTES_PER_S = 1e6 / 8.0
@@ -229,7 +230,7 @@ class FlowNetwork:
             if not c > 0:
                 raise ValueError(f"link {link}: capacity must be > 0 bytes/s, got {c}")
         self.env = env
-        self.loss = tcp if tcp is not None and tcp.lossy else None  # the overshoot loss model, if on
+        self.loss = OvershootLoss(self, tcp) if tcp is not None and tcp.lossy else None
         self.capacity = dict(capacity_bytes_per_s)
         self._zone_of: dict[int, _Zone] = {}
         self._ids = itertools.count()
@@ -263,7 +264,8 @@ class FlowNetwork:
                 ceiling = min(cap, min(self.capacity[link] for link in links))
                 flow.rtt_s, flow.window = slow_start.rtt_s, slow_start.cwnd_bytes
                 self._start(flow, size, min(cap, slow_start.cwnd_bytes / slow_start.rtt_s))
-                self._check_overshoot(flow, cap, ceiling)
+                if self.loss is not None:
+                    self.loss.check(flow, cap, ceiling)
                 self._ramp(flow, slow_start, 1, cap, ceiling)
             yield flow.done
         return self.env.now
@@ -272,9 +274,8 @@ class FlowNetwork:
         """Raise the flow's cap at the start of its k-th round trip (k = 1, 2, ...),
         until the window no longer limits it (nor, with the loss model, can overflow a buffer)."""
         window = ss.window_bytes(k - 1)
-        if window / ss.rtt_s >= ceiling and not (
-                self.loss is not None and flow.window is not None and window < final_cap * ss.rtt_s
-                and window <= ceiling * ss.rtt_s + self.loss.buffer_bytes(ceiling, ss.rtt_s)):
+        overflowing = self.loss is not None and self.loss.may_overflow(flow, window, final_cap, ceiling)
+        if window / ss.rtt_s >= ceiling and not overflowing:
             flow.window = None  # the flow is alone at its rate: no longer a slow-start burst
             return
         ramp_id = flow.ramp_id
@@ -286,84 +287,12 @@ class FlowNetwork:
             zone.settle(self.env.now)
             zone.cap[flow.slot] = min(final_cap, ss.window_bytes(k) / ss.rtt_s)
             self._rerate(zone)
-            if flow.window is not None:
+            if self.loss is not None and flow.window is not None:
                 flow.window = ss.window_bytes(k) if k <= ss.exit_round else None
-                self._check_overshoot(flow, final_cap, ceiling)
+                self.loss.check(flow, final_cap, ceiling)
             self._ramp(flow, ss, k + 1, final_cap, ceiling)
 
         self.env.timeout(ss.rtt_s).callbacks.append(step)
-
-    # ---- loss after slow-start overshoot (testbed.net.tcp) ----------------------------------
-    def _check_overshoot(self, flow: _Flow, final_cap: float, ceiling: float) -> None:
-        """Check once every flow's window step due now has been taken (events at one time
-        run in order: a zero delay puts the check after them), so flows that double
-        together are judged on their new windows whatever their order."""
-        if self.loss is not None and flow.window is not None and not flow.lost:
-            self.env.timeout(0).callbacks.append(lambda _ev: self._overshoot(flow, final_cap, ceiling))
-
-    def _overshoot(self, flow: _Flow, final_cap: float, ceiling: float) -> None:
-        """After ``flow``'s window grew: on each full link of its path where two or more flows
-        are in slow start, do their windows (at most what each has left) overflow pipe + buffer?"""
-        if flow.window is None or flow.lost or flow.done.triggered or flow.waiting:
-            return
-        zone = flow.zone
-        zone.settle(self.env.now)
-        for link in flow.links:
-            slots = zone.users(link)
-            if len(slots) < 2:
-                continue
-            flows = [zone.flows[s] for s in slots]
-            ramping = [f for f in flows if f.window is not None and not f.lost]
-            capacity = self.capacity[link]
-            if len(ramping) < 2 or zone.rate[slots].sum() < capacity * (1 - 1e-9):
-                continue  # a flow alone leaves slow start by HyStart; a link not full has no queue
-            rtt = max(f.rtt_s for f in flows)  # the buffer is sized for the longest path through it
-            room = capacity * rtt + self.loss.buffer_bytes(capacity, rtt)
-            inflight = sum(min(f.window, float(zone.remaining[f.slot])) if f in ramping
-                           else float(zone.rate[f.slot]) * f.rtt_s for f in flows)
-            if inflight > room:
-                queue_s = self.loss.buffer_bytes(capacity, rtt) / capacity
-                for f in ramping:
-                    self._lose(f, room / len(ramping), queue_s, final_cap, ceiling)
-                return
-
-    def _lose(self, flow: _Flow, share: float, queue_s: float, final_cap: float, ceiling: float) -> None:
-        """``flow`` overflowed a buffer in the round trip now starting: detection one loaded
-        RTT after it ends; the RTO fires rto_min + one loaded RTT later, unless what the flow
-        had left at the detection fitted in its ``share`` of pipe + buffer."""
-        flow.lost = True
-        ssthresh, rtt = max(flow.window / 2, self.loss.mss_bytes), flow.rtt_s
-        flow.window = None
-        loaded = rtt + queue_s
-
-        def detect(_ev) -> None:
-            if flow.done.triggered:
-                return
-            zone = flow.zone
-            zone.settle(self.env.now)
-            if zone.active[flow.slot] and zone.remaining[flow.slot] > share:
-                flow.held = True
-                self.env.timeout(loaded + self.loss.rto_min_ms / 1e3).callbacks.append(timeout)
-
-        def timeout(_ev) -> None:
-            flow.held = False
-            mss = float(self.loss.mss_bytes)
-            resend = self.loss.relost_share * share
-            cap = min(final_cap, mss / rtt)
-            if flow.waiting:  # all its bytes were moved: only the lost retransmissions are left
-                flow.waiting = False
-                self._start(flow, resend, cap)
-            else:
-                zone = flow.zone
-                zone.settle(self.env.now)
-                zone.remaining[flow.slot] = max(float(zone.remaining[flow.slot]), resend)
-                zone.cap[flow.slot] = cap
-                self._rerate(zone)
-            flow.ramp_id += 1
-            restart = SlowStart(rtt, mss, math.floor(math.log2(ssthresh / mss)), self.loss.ca_growth)
-            self._ramp(flow, restart, 1, final_cap, ceiling)
-
-        self.env.timeout(rtt + loaded).callbacks.append(detect)
 
     def _start(self, flow: _Flow, size: float, cap: float) -> None:
         now = self.env.now
