@@ -26,10 +26,11 @@ class OvershootLoss:
     def may_overflow(self, flow: "_Flow", window: float, final_cap: float, ceiling: float) -> bool:
         """Whether a flow in slow start at ``window`` must keep stepping its window past the
         link rate: until it exceeds its narrowest link's pipe + buffer (or W) it may still
-        overflow a buffer it shares."""
+        overflow a buffer it shares (a flow alone stops here: HyStart ends its slow start)."""
         rtt = flow.rtt_s
         return (flow.window is not None and not flow.lost and window < final_cap * rtt
-                and window <= ceiling * rtt + self.tcp.buffer_bytes(ceiling, rtt))
+                and window <= ceiling * rtt + self.tcp.buffer_bytes(ceiling, rtt)
+                and any(len(flow.zone.users(link)) > 1 for link in flow.links))
 
     def check(self, flow: "_Flow", final_cap: float, ceiling: float) -> None:
         """Check once every flow's window step due now has been taken (events at one time
