@@ -10,7 +10,7 @@ def test_presets_resolve_and_round_trip_through_dict():
     assert preset("paper").algorithms == ("local:5", "local:10", "local:50", "hsgd:50,5", "hsgd:50,10")
     paper = preset("paper")  # as the paper's code: one class per worker, consecutive groups, 531 MB priced
     assert (paper.topology, paper.partition, paper.shards_per_worker, paper.grouping) == ("paper_table2", "shards", 1, "as-given")
-    assert paper.priced_params == 132_863_336 and paper.window_kib == 1024
+    assert paper.priced_params == 132_863_336 and paper.window_kib == 12288
     assert paper.augment == "crop_flip" and preset("quick").augment == "none"  # flipped and cropped as there
 
 
