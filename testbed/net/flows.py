@@ -340,7 +340,7 @@ class FlowNetwork:
         zone.n_active -= int(done.sum())
         finished = sorted((zone.flows[s] for s in np.flatnonzero(done)), key=lambda f: f.id)
         for f in finished:
-            if f.held:  # an RTO is due: the transfer is not over (Loss)
+            if f.held:  # an RTO is due (overshoot.py): the transfer is not over
                 f.waiting = True
             else:
                 f.done.succeed(now)
