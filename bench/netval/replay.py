@@ -4,7 +4,8 @@
 
 Each scenario of ``reference.json`` is self-contained (nodes, links with pinned values,
 transfers); this rebuilds it as a testbed topology and prices it under the default TCP
-model and the fluid model: single and shared-bottleneck transfers with
+model, the same without its loss model (``loss='none'``) and the fluid model: single and
+shared-bottleneck transfers with
 ``simulate_flows`` (each a fresh connection, as in ns-3), aggregation rounds with a
 ``NetworkClock`` at the round's level (periods chosen so that exactly that level
 aggregates at iteration 1, compute 0). The compared figure is each scenario's completion
@@ -30,7 +31,7 @@ if str(HERE.parents[1]) not in sys.path:
 
 from testbed.net import FLUID, NetworkClock, TcpModel, simulate_flows  # noqa: E402
 
-MODELS = {"tcp": TcpModel(), "fluid": FLUID}
+MODELS = {"tcp": TcpModel(), "none": TcpModel(loss="none"), "fluid": FLUID}
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class Comparison:
     id: str
     kind: str
     ns3_s: float
-    ns3_rtos: int  # retransmission timeouts in the ns-3 run (loss recovery the clock does not model)
+    ns3_rtos: int  # retransmission timeouts in the ns-3 run
+    ns3_drops: int  # packets ns-3's queues dropped
     testbed_s: dict  # model name -> completion time (s)
 
     def error(self, model: str) -> float:
@@ -99,7 +101,8 @@ def compare(reference: Path = REFERENCE) -> list[Comparison]:
             continue  # a transfer ns-3 never finished: nothing to compare
         sc = entry["scenario"]
         times = {name: testbed_completion_s(sc, tcp) for name, tcp in MODELS.items()}
-        out.append(Comparison(sc["id"], sc["kind"], float(entry["completion_s"]), int(entry.get("total_rtos", 0)), times))
+        out.append(Comparison(sc["id"], sc["kind"], float(entry["completion_s"]), int(entry.get("total_rtos", 0)),
+                              int(entry.get("total_drops", 0)), times))
     return out
 
 
@@ -120,10 +123,12 @@ def summary(rows: list[Comparison], model: str = "tcp") -> dict[str, str]:
 
 
 def markdown(rows: list[Comparison]) -> str:
-    lines = ["| scenario | ns-3 (s) | ns-3 RTOs | testbed TCP (s) | error | testbed fluid (s) | error |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| scenario | ns-3 (s) | ns-3 RTOs | testbed TCP (s) | error | TCP, no loss (s) | error "
+             "| testbed fluid (s) | error |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r.id} | {r.ns3_s:.4f} | {r.ns3_rtos} | {r.testbed_s['tcp']:.4f} | {r.error('tcp'):+.1%} | "
+                     f"{r.testbed_s['none']:.4f} | {r.error('none'):+.1%} | "
                      f"{r.testbed_s['fluid']:.4f} | {r.error('fluid'):+.1%} |")
     return "\n".join(lines)
 
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         print(markdown(rows))
         print()
     for model in MODELS:
-        print(f"testbed {model} vs ns-3:")
+        print(f"testbed {model if model != 'none' else 'tcp, loss=none'} vs ns-3:")
         for kind, text in summary(rows, model).items():
             print(f"  {kind:7s} {text}")
 

@@ -27,10 +27,11 @@ EVENT_RECORDS = ("all", "aggregations", "none")
 _TCP_KEYS = {"kind": "tcp_model", "idle": "tcp_idle", "initial_window": "tcp_initial_window",
              "mss_bytes": "tcp_mss_bytes", "header_bytes": "tcp_header_bytes", "rto_min_ms": "tcp_rto_min_ms",
              "hystart_low_window": "tcp_hystart_low_window", "hystart_ack_delta_ms": "tcp_hystart_ack_delta_ms",
-             "ca_growth": "tcp_ca_growth"}
+             "ca_growth": "tcp_ca_growth", "loss": "tcp_loss", "buffer_floor_pkts": "tcp_buffer_floor_pkts",
+             "relost_share": "tcp_relost_share"}
 # keys a run folder saved before they existed held implicitly: the clock was fluid then,
-# and had no HyStart exit before that was modelled
-_SAVED_BEFORE_TCP = {"tcp_model": "fluid", "tcp_hystart_ack_delta_ms": 0.0}
+# had no HyStart exit before that was modelled, and no loss before the overshoot model
+_SAVED_BEFORE_TCP = {"tcp_model": "fluid", "tcp_hystart_ack_delta_ms": 0.0, "tcp_loss": "none"}
 # datasets whose loader never provides writers, so the 'natural' partition cannot split them
 _NO_WRITERS = ("mnist", "cifar10")
 
@@ -133,6 +134,16 @@ class ExperimentConfig:
     next round's (on a LAN with RTT under 2 ms: at 16-20 segments). 0 = no HyStart exit."""
     tcp_ca_growth: float = 0.05
     """Window growth per round trip after HyStart's exit (CUBIC before any loss: 1/20)."""
+    tcp_loss: str = "overshoot"
+    """overshoot: flows in slow start together on a full link overflow its drop-tail buffer
+    when their windows exceed pipe + buffer, and each waits for one retransmission timeout
+    (ns-3 has no RACK/TLP), then slow-starts from one segment (validated against ns-3,
+    bench/netval); none: no loss (the model before)."""
+    tcp_buffer_floor_pkts: int = 100
+    """Drop-tail buffer of every link direction: max(this, one BDP of the path) packets."""
+    tcp_relost_share: float = 0.25
+    """Share of a flow's part of pipe + buffer whose retransmissions are lost again and
+    resent after the timeout (from an ns-3 trace: 34 and 25 of 133 segments)."""
     events: str = "all"
     """What events.csv records: all (every transfer and barrier: about two rows per worker
     in each subtree round), aggregations (one row per subtree round) or none (an empty log).

@@ -35,7 +35,8 @@ def _is_time_column(name: str) -> bool:
 
 
 NETWORK_KEYS = ("tcp_model", "tcp_idle", "tcp_initial_window", "tcp_mss_bytes", "tcp_header_bytes", "tcp_rto_min_ms",
-                "tcp_hystart_low_window", "tcp_hystart_ack_delta_ms", "tcp_ca_growth", "window_kib", "events")
+                "tcp_hystart_low_window", "tcp_hystart_ack_delta_ms", "tcp_ca_growth", "tcp_loss",
+                "tcp_buffer_floor_pkts", "tcp_relost_share", "window_kib", "events")
 """Config keys a re-time may change: they set how the clock prices, never what was trained."""
 
 

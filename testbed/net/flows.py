@@ -4,7 +4,9 @@ A transfer first waits its path's one-way latency, then becomes a *flow* that mo
 bytes at a rate set by max-min fairness over the links it crosses (progressive filling),
 optionally capped per flow (a TCP window: W / RTT) by a cap that may rise in steps (slow
 start: the window doubles every round trip, then grows slower after HyStart's exit,
-:mod:`testbed.net.tcp`). Rates are
+:mod:`testbed.net.tcp`; with the model's ``loss='overshoot'``, flows in slow start together
+on a full link may overflow its drop-tail buffer and each wait for a retransmission
+timeout, then slow-start again from one segment). Rates are
 recomputed whenever a flow starts, ends or its cap steps, but only inside its *zone*:
 the flows whose links are connected through shared links (zones merge as flows bridge
 them and never split, so a zone always holds every flow a change could reach). Flows on disjoint links never cost each other
@@ -24,7 +26,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import simpy
 
-from .tcp import SlowStart
+from .overshoot import OvershootLoss
+from .tcp import SlowStart, TcpModel
 
 MBPS_TO_BYTES_PER_S = 1e6 / 8.0
 _REL_TOL = 1e-12  # relative tolerance for "this link is full" / "this flow is done"
@@ -114,12 +117,18 @@ def _fill(inc_slot: np.ndarray, inc_link: np.ndarray, cap_link: np.ndarray, cap_
 
 
 class _Flow:
-    __slots__ = ("id", "links", "done", "zone", "slot")
+    __slots__ = ("id", "links", "done", "zone", "slot", "rtt_s", "window", "lost", "held", "waiting", "ramp_id")
 
     def __init__(self, fid: int, links: tuple[int, ...], done: simpy.Event):
         self.id, self.links, self.done = fid, links, done
         self.zone: _Zone | None = None
         self.slot = -1
+        self.rtt_s = 0.0
+        self.window: float | None = None  # congestion window (bytes) while in slow start, else None
+        self.lost = False  # had its (one) overshoot loss
+        self.held = False  # an RTO is due: finishing its bytes does not finish the transfer
+        self.waiting = False  # held, with all its bytes moved: out of the zone until the RTO
+        self.ramp_id = 0  # bumped when slow start restarts: older ramp steps are stale
 
 
 class _Zone:
@@ -184,6 +193,15 @@ class _Zone:
         other.version += 1
         other.n_active = 0
 
+    def users(self, link: int) -> np.ndarray:
+        """Slots of the active flows on ``link``."""
+        if self._arrays is None:
+            self._arrays = (np.array(self.inc_slot, dtype=np.int64), np.array(self.inc_link, dtype=np.int64),
+                            np.array(self.cap_link))
+        inc_slot, inc_link, _ = self._arrays
+        slots = inc_slot[inc_link == self.link_index[link]]
+        return slots[self.active[slots]]
+
     def rerate(self) -> None:
         if self._arrays is None:
             self._arrays = (np.array(self.inc_slot, dtype=np.int64), np.array(self.inc_link, dtype=np.int64),
@@ -207,11 +225,12 @@ class _Zone:
 class FlowNetwork:
     """Flows sharing directed links of given capacities (bytes/s), inside a SimPy env."""
 
-    def __init__(self, env: simpy.Environment, capacity_bytes_per_s: Mapping[int, float]):
+    def __init__(self, env: simpy.Environment, capacity_bytes_per_s: Mapping[int, float], tcp: TcpModel | None = None):
         for link, c in capacity_bytes_per_s.items():
             if not c > 0:
                 raise ValueError(f"link {link}: capacity must be > 0 bytes/s, got {c}")
         self.env = env
+        self.loss = OvershootLoss(self, tcp) if tcp is not None and tcp.lossy else None
         self.capacity = dict(capacity_bytes_per_s)
         self._zone_of: dict[int, _Zone] = {}
         self._ids = itertools.count()
@@ -243,24 +262,34 @@ class FlowNetwork:
             else:
                 # past this rate the window cannot bind: the narrowest link or the final cap does
                 ceiling = min(cap, min(self.capacity[link] for link in links))
+                flow.rtt_s, flow.window = slow_start.rtt_s, slow_start.cwnd_bytes
                 self._start(flow, size, min(cap, slow_start.cwnd_bytes / slow_start.rtt_s))
+                if self.loss is not None:
+                    self.loss.check(flow, cap, ceiling)
                 self._ramp(flow, slow_start, 1, cap, ceiling)
             yield flow.done
         return self.env.now
 
     def _ramp(self, flow: _Flow, ss: SlowStart, k: int, final_cap: float, ceiling: float) -> None:
         """Raise the flow's cap at the start of its k-th round trip (k = 1, 2, ...),
-        until the window no longer limits it."""
-        if ss.window_bytes(k - 1) / ss.rtt_s >= ceiling:
+        until the window no longer limits it (nor, with the loss model, can overflow a buffer)."""
+        window = ss.window_bytes(k - 1)
+        overflowing = self.loss is not None and self.loss.may_overflow(flow, window, final_cap, ceiling)
+        if window / ss.rtt_s >= ceiling and not overflowing:
+            flow.window = None  # the flow is alone at its rate: no longer a slow-start burst
             return
+        ramp_id = flow.ramp_id
 
         def step(_ev) -> None:
-            if flow.done.triggered:
+            if flow.done.triggered or flow.ramp_id != ramp_id or flow.waiting:
                 return
             zone = flow.zone
             zone.settle(self.env.now)
             zone.cap[flow.slot] = min(final_cap, ss.window_bytes(k) / ss.rtt_s)
             self._rerate(zone)
+            if self.loss is not None and flow.window is not None:
+                flow.window = ss.window_bytes(k) if k <= ss.exit_round else None
+                self.loss.check(flow, final_cap, ceiling)
             self._ramp(flow, ss, k + 1, final_cap, ceiling)
 
         self.env.timeout(ss.rtt_s).callbacks.append(step)
@@ -311,7 +340,10 @@ class FlowNetwork:
         zone.n_active -= int(done.sum())
         finished = sorted((zone.flows[s] for s in np.flatnonzero(done)), key=lambda f: f.id)
         for f in finished:
-            f.done.succeed(now)
+            if f.held:  # an RTO is due (overshoot.py): the transfer is not over
+                f.waiting = True
+            else:
+                f.done.succeed(now)
         if zone.n_active and len(zone.flows) > 2 * zone.n_active + 64:
             zone.compact()
         if zone.n_active:

@@ -59,7 +59,7 @@ def simulate_flows(
     capacity.update({directed(i, False): float(down[i]) for i in all_links})
 
     env = simpy.Environment()
-    net = FlowNetwork(env, capacity)
+    net = FlowNetwork(env, capacity, tcp)
     procs = []
     for k, (f, p) in enumerate(zip(flows, paths, strict=True)):
         rtt_s = float(rtt_ms[bounds[k] : bounds[k + 1]].sum()) / 1e3

@@ -219,7 +219,7 @@ def simpy_round(plan: RoundPlan, clock_s: np.ndarray, floor_s: np.ndarray, size_
     capacity = {directed(int(i), True): float(plan.cap_up[i]) for i in forest.links}
     capacity.update({directed(int(i), False): float(plan.cap_down[i]) for i in forest.links})
     env = simpy.Environment()
-    net = FlowNetwork(env, capacity)
+    net = FlowNetwork(env, capacity, None if conn is None else conn.model)
     t = RoundTimes(*([None] * (M + 1) for _ in range(6)))
     size = [len(forest[d].nodes) if d >= l else 0 for d in range(M + 1)]
     for d in range(l, M + 1):

@@ -32,6 +32,30 @@ is negligible at those round trips. (ns-3 3.44 checks the train before it starts
 round, as Linux did until 5.7; Linux 5.7 changed its train detection for short-RTT flows,
 which had left slow start at ~20 segments. ``hystart_ack_delta_ms=0`` turns the exit off.)
 
+Loss after slow-start overshoot (``loss='overshoot'``): every link direction has a drop-tail
+buffer of ``max(buffer_floor_pkts, one BDP of the path)`` packets (the rule of thumb, and
+the ns-3 reference's setup). Flows that are in slow start together on a full link
+overflow it in the round trip where their windows (each at most what it has left to send)
+add up to more than pipe (capacity x RTT) + buffer, and each of them loses. A flow alone
+on its bottleneck does not: ns-3's traces show HyStart's delay test ending its slow start
+near that point (ssthresh 263, 268, 314, 1174, 2305 segments against pipe + buffer of
+234, 213, 308, 1066, 2332), and the few drops that race it cost a fast recovery, not a
+timeout; flows starting together leave slow start only at their first loss. The loss is
+detected one loaded round trip (RTT + a full buffer's delay) after the overshooting round
+ends; ns-3 3.44 has no RACK/TLP, and the retransmissions go into a buffer the other flows
+keep full, so some are dropped again and wait for the retransmission timeout, which fires
+``rto_min_ms`` + one loaded RTT after the detection. Until then the flow keeps sending new
+data (SACK), unless what it has left at the detection fits in its share of pipe + buffer
+(the overshoot is then its last flight, recovered without a timeout). After the timeout
+it resends ``relost_share`` of its share of pipe + buffer (the retransmissions lost again),
+or whatever it has left if more, by slow start from one segment up to half its window
+at the loss, then congestion avoidance. At most one such loss per transfer; a connection's
+window after it (:class:`Connections`) is what slow start would have left, as without the
+loss (idle restart, the default, mostly resets it before the next round anyway). The loss
+is priced by the SimPy flow layer (:mod:`testbed.net.overshoot`): it needs a shared full
+link, where the closed form is not used. ``loss='none'`` prices exactly as before; it is
+also the closer model of a Linux sender (RACK/TLP), which had no such timeouts.
+
 ``kind='fluid'`` is the plain max-min model (no slow start, no header overhead), kept
 for comparison: it prices exactly as the clock did before TCP was modelled.
 """
@@ -46,6 +70,7 @@ import numpy as np
 
 TCP_KINDS = ("tcp", "fluid")
 IDLE_POLICIES = ("restart", "keep")
+LOSS_MODELS = ("overshoot", "none")
 
 
 @dataclass(frozen=True)
@@ -61,21 +86,28 @@ class TcpModel:
     hystart_low_window: int = 16  # HyStart checks windows of at least this many segments (Linux, ns-3)
     hystart_ack_delta_ms: float = 2.0  # ACKs this close are one train (Linux, ns-3); 0: HyStart never exits
     ca_growth: float = 0.05  # window growth per round trip after HyStart's exit (CUBIC's ACK count <= 20)
+    # 'overshoot' (default: how the ns-3 reference recovers; 103 of its 112 scenarios within 10%, 87 without) or 'none'
+    loss: str = "overshoot"
+    buffer_floor_pkts: int = 100  # drop-tail buffer per link direction: max(this, one path BDP) packets (ns-3 reference)
+    relost_share: float = 0.25  # of a flow's share of pipe + buffer, resent after the RTO (ns-3 trace: 34, 25 of 133)
 
     def __post_init__(self) -> None:
         # messages start with the field's name: ExperimentConfig maps it to its own key
         if self.kind not in TCP_KINDS:
             raise ValueError(f"kind: must be one of {', '.join(TCP_KINDS)}, got {self.kind!r}")
+        if self.loss not in LOSS_MODELS:
+            raise ValueError(f"loss: must be one of {', '.join(LOSS_MODELS)}, got {self.loss!r}")
         if self.idle not in IDLE_POLICIES:
             raise ValueError(f"idle: must be one of {', '.join(IDLE_POLICIES)}, got {self.idle!r}")
         for key, low, high in (("initial_window", 1, 10**6), ("mss_bytes", 1, 10**6), ("header_bytes", 0, 10**4),
-                               ("hystart_low_window", 1, 10**6)):
+                               ("hystart_low_window", 1, 10**6), ("buffer_floor_pkts", 0, 10**9)):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
                 raise ValueError(f"{key}: must be an integer from {low} to {high:_}, got {value!r}")
         for key, low, high, what in (("rto_min_ms", 0.001, 3.6e6, "a number of ms from 0.001 to 3_600_000"),
                                      ("hystart_ack_delta_ms", 0.0, 3.6e6, "a number of ms from 0 to 3_600_000"),
-                                     ("ca_growth", 1e-6, 1.0, "a fraction from 0.000001 to 1")):
+                                     ("ca_growth", 1e-6, 1.0, "a fraction from 0.000001 to 1"),
+                                     ("relost_share", 0.0, 1.0, "a fraction from 0 to 1")):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not (math.isfinite(value) and low <= value <= high):
@@ -84,6 +116,15 @@ class TcpModel:
     @property
     def fluid(self) -> bool:
         return self.kind == "fluid"
+
+    @property
+    def lossy(self) -> bool:
+        """Whether slow-start overshoot loses (module doc)."""
+        return not self.fluid and self.loss == "overshoot"
+
+    def buffer_bytes(self, link_bytes_per_s: float, rtt_s: float) -> float:
+        """A link direction's drop-tail buffer, in payload bytes: max(floor, one BDP) packets."""
+        return max(self.buffer_floor_pkts * self.mss_bytes, link_bytes_per_s * rtt_s)
 
     @property
     def initial_window_bytes(self) -> float:
@@ -101,9 +142,12 @@ class TcpModel:
         hystart = (f"HyStart exit from {self.hystart_low_window} segments on ACK trains with gaps <= "
                    f"{self.hystart_ack_delta_ms:g} ms, then +{self.ca_growth:g} of the window per RTT"
                    if self.hystart_ack_delta_ms > 0 else "no HyStart exit")
+        loss = (f"slow-start overshoot of drop-tail buffers of max({self.buffer_floor_pkts} packets, one BDP) by flows "
+                f"sharing a link: one RTO each, {self.relost_share:g} of their share resent"
+                if self.loss == "overshoot" else "no loss")
         return (f"TCP slow start from {self.initial_window} x {self.mss_bytes} B segments, {self.header_bytes} B "
                 f"of headers per segment, idle connections {self.idle} (RTO = {self.rto_min_ms:g} ms + RTT), "
-                f"{hystart}")
+                f"{hystart}; {loss}")
 
     def exit_round(self, rtt_s, cwnd_bytes, link_bytes_per_s) -> np.ndarray:
         """The round trip from which a flow starting at window ``cwnd_bytes`` stops

@@ -33,24 +33,36 @@ def test_the_reference_covers_every_kind_of_scenario(rows):
 
 
 def test_tcp_model_agrees_with_ns3(rows):
-    """What holds today (bench/netval/README.md has the table and the reasons): every one
-    of the 22 aggregation rounds within 15% (the issue's bar), 21 within 10%; 33 of the 36
-    single transfers within 10%, all within 15%; 87 of all 112 within 10% (the issue asks
-    for 90%: not reached). The misses are scenarios where ns-3 recovers from slow-start
-    overshoot by a retransmission timeout (no RACK/TLP in ns-3; Linux has none there),
-    which the testbed does not model."""
+    """What holds today (bench/netval/README.md has the table and the reasons): 103 of all
+    112 within 10% (the issue's bar: 90%, 101), every one of the 22 aggregation rounds
+    within 15% (the issue's bar), 21 within 10%; 33 of the 36 single transfers within 10%,
+    all within 15%; 49 of the 54 shared-bottleneck uploads within 10%, with the loss model
+    (slow-start overshoot of the drop-tail buffer, one RTO per flow, as ns-3 3.44 without
+    RACK/TLP recovers); 60 of the 63 scenarios without an ns-3 timeout within 10%."""
     err = {r.id: r.error("tcp") for r in rows}
     rounds = [r for r in rows if r.kind == "round"]
     assert sum(abs(err[r.id]) <= 0.10 for r in rounds) >= 21 and all(abs(err[r.id]) <= 0.15 for r in rounds)
     single = [r for r in rows if r.kind == "single"]
     assert sum(abs(err[r.id]) <= 0.10 for r in single) >= 33 and all(abs(err[r.id]) <= 0.15 for r in single)
+    shared = [r for r in rows if r.kind == "shared"]
+    assert sum(abs(err[r.id]) <= 0.10 for r in shared) >= 49
     without_timeouts = [r for r in rows if r.ns3_rtos == 0]
     within = sum(abs(err[r.id]) <= 0.10 for r in without_timeouts)
-    assert within >= 0.95 * len(without_timeouts), f"{within} of {len(without_timeouts)} within 10%"
-    assert sum(abs(e) <= 0.10 for e in err.values()) >= 87
-    # no systematic bias where TCP behaves (no timeouts): median signed error within 2%
-    signed = sorted(err[r.id] for r in without_timeouts)
-    assert abs(signed[len(signed) // 2]) <= 0.02
+    assert within >= 60, f"{within} of {len(without_timeouts)} within 10%"
+    assert sum(abs(e) <= 0.10 for e in err.values()) >= 103
+    # no systematic bias: median signed error within 2%, where TCP behaves and overall
+    for sel in (without_timeouts, rows):
+        signed = sorted(err[r.id] for r in sel)
+        assert abs(signed[len(signed) // 2]) <= 0.02
+
+
+def test_without_the_loss_model_the_overshoot_cases_are_too_fast(rows):
+    """``loss='none'`` is the model before: 87 of 112 within 10%, and every scenario the
+    loss model changes is one where ns-3 dropped packets."""
+    err = {r.id: r.error("none") for r in rows}
+    assert sum(abs(e) <= 0.10 for e in err.values()) == 87
+    changed = [r for r in rows if abs(r.testbed_s["tcp"] / r.testbed_s["none"] - 1) > 1e-9]
+    assert changed and all(r.ns3_drops > 0 and r.testbed_s["none"] < r.testbed_s["tcp"] for r in changed)
 
 
 def test_the_fluid_model_is_what_tcp_fixes(rows):
