@@ -53,8 +53,8 @@ at the loss, then congestion avoidance. At most one such loss per transfer; a co
 window after it (:class:`Connections`) is what slow start would have left, as without the
 loss (idle restart, the default, mostly resets it before the next round anyway). The loss
 is priced by the SimPy flow layer (:mod:`testbed.net.overshoot`): it needs a shared full
-link, where the closed form is not used. ``loss='none'`` prices exactly as before; it is
-also the closer model of a Linux sender (RACK/TLP), which had no such timeouts.
+link, where the closed form is not used. ``loss='none'`` prices exactly as before; a Linux
+sender (RACK/TLP) had no such timeouts, so on short shared transfers ``none`` is nearer Linux.
 
 ``kind='fluid'`` is the plain max-min model (no slow start, no header overhead), kept
 for comparison: it prices exactly as the clock did before TCP was modelled.
