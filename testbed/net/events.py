@@ -96,11 +96,12 @@ class EventLog:
         blocks, roots = [], []
 
         def block(kind: int, d: int, sel: np.ndarray, start, end, size_b, round_b, peer: bool = True) -> None:
-            k = len(sel)
-            node = self._gid[d][forest[d].nodes[sel]]
-            pp = self._gid[d - 1][forest[d - 1].nodes[forest[d].parent[sel]]] if peer else np.full(k, -1)
-            blocks.append(np.stack([np.full(k, t), np.full(k, kind), np.full(k, l), node, pp,
-                                    start[sel], end[sel], np.broadcast_to(size_b, k), np.broadcast_to(round_b, k)]))
+            rows = np.empty((len(_COLUMNS), len(sel)))  # filled row by row: scalars broadcast (hot path)
+            rows[0], rows[1], rows[2] = t, kind, l
+            rows[3] = self._gid[d][forest[d].nodes[sel]]
+            rows[4] = self._gid[d - 1][forest[d - 1].nodes[forest[d].parent[sel]]] if peer else -1
+            rows[5], rows[6], rows[7], rows[8] = start[sel], end[sel], size_b, round_b
+            blocks.append(rows)
             roots.append(forest[d].root_of[sel])
 
         if self.full:
