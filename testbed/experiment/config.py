@@ -29,6 +29,7 @@ _TCP_KEYS = {"kind": "tcp_model", "idle": "tcp_idle", "initial_window": "tcp_ini
              "hystart_low_window": "tcp_hystart_low_window", "hystart_ack_delta_ms": "tcp_hystart_ack_delta_ms",
              "ca_growth": "tcp_ca_growth", "loss": "tcp_loss", "buffer_floor_pkts": "tcp_buffer_floor_pkts",
              "relost_share": "tcp_relost_share"}
+TCP_CONFIG_KEYS = tuple(_TCP_KEYS.values())  # the config keys of the TCP model, in TcpModel's field order
 # keys a run folder saved before they existed held implicitly: the clock was fluid then,
 # had no HyStart exit before that was modelled, and no loss before the overshoot model
 _SAVED_BEFORE_TCP = {"tcp_model": "fluid", "tcp_hystart_ack_delta_ms": 0.0, "tcp_loss": "none"}

@@ -18,7 +18,7 @@ import pandas as pd
 
 from testbed.experiment import rundir
 from testbed.experiment.algorithms import describe_algorithms, resolve_all
-from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.config import TCP_CONFIG_KEYS, ExperimentConfig
 from testbed.experiment.rundir import RUN_FOLDER
 from testbed.experiment.runner import finish
 from testbed.experiment.timer import make_clock, replay, stamp
@@ -34,9 +34,7 @@ def _is_time_column(name: str) -> bool:
     return name.endswith("_s")
 
 
-NETWORK_KEYS = ("tcp_model", "tcp_idle", "tcp_initial_window", "tcp_mss_bytes", "tcp_header_bytes", "tcp_rto_min_ms",
-                "tcp_hystart_low_window", "tcp_hystart_ack_delta_ms", "tcp_ca_growth", "tcp_loss",
-                "tcp_buffer_floor_pkts", "tcp_relost_share", "window_kib", "events")
+NETWORK_KEYS = (*TCP_CONFIG_KEYS, "window_kib", "events")
 """Config keys a re-time may change: they set how the clock prices, never what was trained."""
 
 
