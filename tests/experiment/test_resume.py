@@ -66,26 +66,13 @@ def test_killed_runs_resume_to_identical_metrics(tmp_path):
     assert not list((run_dir / "checkpoints").glob("*.pt")), "checkpoints of finished pairs are removed"
 
 
-def test_resume_from_a_checkpoint_in_process_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    from testbed.experiment import runner
+def test_resume_from_a_checkpoint_in_process_equals_an_uninterrupted_run(tmp_path, crash_after_first_checkpoint):
     from testbed.experiment.config import preset
 
     config = preset("quick").with_overrides(SETTINGS + ["iterations=120", "seeds=0", "algorithms=hsgd"])
     reference = run_experiment(config, reports_root=tmp_path / "ref", progress=False)
 
-    # crash right after the first checkpoint is written
-    real = runner.Checkpointer.after_iteration
-
-    def crash_after_save(self, t):
-        real(self, t)
-        if self.last_t == t and t > 0:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner.Checkpointer, "after_iteration", crash_after_save)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(config, reports_root=tmp_path / "crash", progress=False)
-    monkeypatch.undo()
-    run_dir = next((tmp_path / "crash" / "edge3level").glob("2*"))
+    run_dir = crash_after_first_checkpoint(config)  # killed right after its first checkpoint
     saved = load_checkpoint(checkpoint_path(run_dir, "hsgd", 0))
     assert saved["run"]["t"] == 40 and not (run_dir / "metrics.csv").exists()
     resume_experiment(run_dir, progress=False)

@@ -80,26 +80,14 @@ def test_stop_at_target_stops_at_the_first_evaluation_at_or_above_it(tiny_config
     pd.testing.assert_frame_equal(rows.drop(columns="stop"), reference.iloc[:first + 1], check_exact=True)
 
 
-def test_resume_with_a_budget_and_a_target_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    from testbed.experiment import runner
-
+def test_resume_with_a_budget_and_a_target_equals_an_uninterrupted_run(tmp_path, crash_after_first_checkpoint):
     config = ExperimentConfig(algorithms=("hsgd", "local:4"), iterations=5000, eval_every=10, seeds=(0,), divergence_every=2,
                               target_acc=0.8, stop_at_target=True, budget_s=20.0, checkpoint_every=40,
                               participation=0.75)
     reference = run_experiment(config, reports_root=tmp_path / "ref", progress=False)
     assert set(pd.read_csv(reference / "metrics.csv")["stop"].dropna()) == {"budget", "target"}
-    real = runner.Checkpointer.after_iteration
-
-    def crash_after_save(self, t):  # killed right after the first checkpoint of the second algorithm
-        real(self, t)
-        if self.last_t == t and t > 0 and "local" in self.path.name:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner.Checkpointer, "after_iteration", crash_after_save)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(config, reports_root=tmp_path / "crash", progress=False)
-    monkeypatch.undo()
-    run_dir = next((tmp_path / "crash" / "edge3level").glob("2*"))
+    # killed right after the first checkpoint of the second algorithm
+    run_dir = crash_after_first_checkpoint(config, part="local")
     assert load_checkpoint(checkpoint_path(run_dir, "local:4", 0))["run"]["t"] == 40
     resume_experiment(run_dir, progress=False)
     for name in ("metrics.csv", "events.csv"):
