@@ -45,7 +45,8 @@ from testbed.net.costs import round_costs  # noqa: E402
 TABLE2_S = {"P=5": 673.5, "P=10": 690.2, "P=50": 944.3, "H(50,5)": 160.3, "H(50,10)": 381.1}
 PERIODS = {"P=5": (5, 5), "P=10": (10, 10), "P=50": (50, 50), "H(50,5)": (50, 5), "H(50,10)": (50, 10)}
 COMPUTE_S = 0.004  # A1
-A2_MIN_GLOBAL_S = 0.76775 * COMPUTE_S / 0.0032249  # c_g below which A2 needs c_l < 0
+_K = TABLE2_S["H(50,5)"] / TABLE2_S["P=10"]  # A2: t(H 50,5) / t(P=10) is a ratio of per-iteration costs
+A2_MIN_GLOBAL_S = (1 - _K) * COMPUTE_S / (_K / 10 - 1 / 50)  # c_g below which A2 needs c_l < 0 (0.952 s)
 A3_MAX_ITERATIONS = 50_000  # the paper code's runs: 1,000 global rounds of G = 50
 
 
@@ -56,8 +57,7 @@ def per_iteration_s(c: float, c_g: float, c_l: float, g: int, i: int) -> float:
 
 def implied_ratio_a2(c: float, c_g: float) -> float:
     """c_l / c_g under A2 (T of H(50,5) = T of P=10)."""
-    k = TABLE2_S["H(50,5)"] / TABLE2_S["P=10"]
-    return (k * (c + c_g / 10) - c - c_g / 50) / (0.18 * c_g)
+    return (_K * (c + c_g / 10) - c - c_g / 50) / (0.18 * c_g)
 
 
 def max_ratio_a2prime(c: float, c_g: float) -> float:
